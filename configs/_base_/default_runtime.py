@@ -1,0 +1,20 @@
+# Runtime defaults every experiment inherits: hooks, environment, logging.
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', interval=1, by_epoch=True, max_keep_ckpts=3),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+)
+custom_hooks = []
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    dist_cfg=dict(backend=None),  # None: nccl with CUDA, gloo without
+    timeout=1800,  # seconds a collective may wait before the job fails
+)
+randomness = dict(seed=None, deterministic=False)
+
+log_level = 'INFO'
+load_from = None
+resume = False

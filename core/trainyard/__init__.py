@@ -1,0 +1,72 @@
+"""trainyard: a plugin-based training framework for PyTorch with MMEngine-style configs.
+
+Importing trainyard is cheap: registries, errors and the plugin marker load now;
+the Runner, hooks, config loader and everything that needs torch load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from trainyard import core_components as _core_components  # noqa: F401  (lazy registrations)
+from trainyard.errors import CheckpointError, ConfigError, PluginError, RegistryError, TrainyardError
+from trainyard.plugins import hookimpl
+from trainyard.registry import (
+    COLLATE_FUNCTIONS,
+    DATA_SAMPLERS,
+    DATASETS,
+    HOOKS,
+    LOOPS,
+    METRICS,
+    MODELS,
+    OPTIMIZERS,
+    SCHEDULERS,
+    TRANSFORMS,
+    Registry,
+)
+
+__version__ = "0.1.0"
+
+# Public names that need torch or mmengine, imported when first used.
+_LAZY_EXPORTS: dict[str, str] = {
+    "load_config": "trainyard.config",
+    "validate_config": "trainyard.config",
+    "explain": "trainyard.config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY_EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trainyard' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_EXPORTS))
+
+
+__all__ = [
+    "__version__",
+    "hookimpl",
+    "Registry",
+    "MODELS",
+    "DATASETS",
+    "TRANSFORMS",
+    "METRICS",
+    "HOOKS",
+    "LOOPS",
+    "OPTIMIZERS",
+    "SCHEDULERS",
+    "DATA_SAMPLERS",
+    "COLLATE_FUNCTIONS",
+    "TrainyardError",
+    "ConfigError",
+    "RegistryError",
+    "PluginError",
+    "CheckpointError",
+    *_LAZY_EXPORTS,
+]

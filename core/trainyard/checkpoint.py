@@ -1,0 +1,360 @@
+"""Checkpoint storage: atomic writes, safe loads, resume and foreign weights.
+
+Policy (when to save, what to keep) is :class:`trainyard.hooks.checkpoint.CheckpointHook`'s;
+this module is storage and state. A checkpoint holds tensors and plain Python values
+only, so ``torch.load(path, weights_only=True)`` reads it::
+
+    meta        trainyard and torch versions, resolved config text, epoch, iter, seed,
+                world size, time, run directory
+    state_dict  the unwrapped model's weights
+    optimizer   optimizer state (with the accumulation position)
+    scaler      the AMP GradScaler's state, when float16 AMP is on
+    schedulers  the schedules' settings (their values are functions of progress)
+    hooks       each stateful hook's state, by class name
+    loop        the train loop's position (finished iterations)
+    rng         every rank's torch, CUDA, numpy and python random states
+
+Loading is always ``weights_only=True``; a file holding other pickled objects is
+refused unless the user names the classes to trust in ``TRAINYARD_SAFE_GLOBALS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import random
+import re
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from trainyard import dist
+from trainyard.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from trainyard.runner import Runner
+
+__all__ = [
+    "LAST_CHECKPOINT",
+    "atomic_save",
+    "read_checkpoint",
+    "collect_state",
+    "save",
+    "resume_source",
+    "run_dir_of",
+    "resume",
+    "load_weights",
+    "ResumeSource",
+]
+
+LAST_CHECKPOINT = "last_checkpoint"
+DEFAULT_REVISE_KEYS: tuple[tuple[str, str], ...] = ((r"^module\.", ""), (r"^_orig_mod\.", ""))
+
+
+# storage -----------------------------------------------------------------------
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Write through ``write(file)`` to a temporary file beside ``path``, fsync, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(temporary, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def atomic_save(state: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """``torch.save`` that never leaves a partial file at ``path``.
+
+    An error (a full disk, a kill) leaves whatever was at ``path`` before untouched.
+    """
+    path = Path(path)
+    try:
+        _atomic_write(path, lambda file: torch.save(dict(state), file))
+    except OSError as exc:
+        raise CheckpointError(
+            f"could not write checkpoint {path}: {exc.strerror or exc}; earlier checkpoints are untouched"
+        ) from exc
+    return path
+
+
+def _write_last_checkpoint(work_dir: Path, path: Path) -> None:
+    _atomic_write(work_dir / LAST_CHECKPOINT, lambda file: file.write(str(path.resolve()).encode()))
+
+
+def _trusted_globals() -> list[Any]:
+    """Classes the user trusts explicitly: ``TRAINYARD_SAFE_GLOBALS=pkg.mod.Class,...``."""
+    trusted = []
+    for name in filter(None, (n.strip() for n in os.environ.get("TRAINYARD_SAFE_GLOBALS", "").split(","))):
+        module, _, attr = name.rpartition(".")
+        try:
+            trusted.append(getattr(importlib.import_module(module), attr))
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise CheckpointError(f"TRAINYARD_SAFE_GLOBALS names '{name}', which cannot be imported: {exc}") from None
+    return trusted
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a checkpoint file with ``weights_only=True`` onto the CPU, or explain why not."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory, not a file")
+    try:
+        with torch.serialization.safe_globals(_trusted_globals()):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(_explain_load_failure(path, exc)) from None
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a checkpoint or state dict")
+    return dict(state)
+
+
+def _explain_load_failure(path: Path, exc: Exception) -> str:
+    text = str(exc)
+    if "Weights only load failed" in text or "Unsupported global" in text or "Unsupported operand" in text:
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        what = f" ({found.group(1)})" if found else ""
+        return (
+            f"{path} is a pickled checkpoint holding Python objects{what}, not only tensors and plain values; "
+            "loading it could run arbitrary code, so trainyard refuses it. If you trust its source, name the "
+            "classes to allow in TRAINYARD_SAFE_GLOBALS=module.Class[,...] (loading stays weights_only=True), "
+            "or re-save its tensors as a plain state dict"
+        )
+    if "zip archive" in text or "central directory" in text or "EOF" in text or "truncated" in text.lower():
+        return f"{path} is truncated or corrupt ({text.splitlines()[0]}); use an earlier checkpoint"
+    return f"{path} is not a torch checkpoint: {type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+# state -------------------------------------------------------------------------
+
+
+def _rng_state() -> dict[str, Any]:
+    numpy_state = np.random.get_state()
+    python_state = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(numpy_state[1].astype(np.int64)),
+            "pos": int(numpy_state[2]),
+            "has_gauss": int(numpy_state[3]),
+            "cached_gaussian": float(numpy_state[4]),
+        },
+        "python": {"version": python_state[0], "state": list(python_state[1]), "gauss": python_state[2]},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    numpy_state = state["numpy"]
+    np.random.set_state(
+        ("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"], numpy_state["has_gauss"], numpy_state["cached_gaussian"])
+    )
+    python_state = state["python"]
+    random.setstate((python_state["version"], tuple(python_state["state"]), python_state["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def collect_state(runner: Runner) -> dict[str, Any]:
+    """The full training state of ``runner``; a collective call (every rank's RNG is gathered)."""
+    from trainyard import __version__
+
+    rng = dist.all_gather_objects(_rng_state())
+    state: dict[str, Any] = {
+        "meta": {
+            "trainyard_version": __version__,
+            "torch_version": str(torch.__version__),
+            "config": runner.config_text,
+            "epoch": runner.epoch,
+            "iter": runner.iter,
+            "seed": runner.seed,
+            "world_size": runner.world_size,
+            "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "run_dir": str(runner.run_dir.resolve()),
+        },
+        "state_dict": runner.unwrapped_model.state_dict(),
+        "hooks": runner.dispatcher.state_dict(),
+        "rng": rng,
+    }
+    if runner.optim_wrapper is not None:
+        wrapper_state = runner.optim_wrapper.state_dict()
+        state["optimizer"] = {"state": wrapper_state["optimizer"], "calls": wrapper_state["calls"]}
+        if "scaler" in wrapper_state:
+            state["scaler"] = wrapper_state["scaler"]
+        state["schedulers"] = [s.state_dict() for s in runner.param_schedulers]
+    if runner.train_loop is not None:
+        state["loop"] = runner.train_loop.state_dict()
+    return state
+
+
+def save(runner: Runner, filename: str) -> Path | None:
+    """Collect the state, let hooks add to it, and write it atomically on rank 0.
+
+    ``last_checkpoint`` is updated only after the file is safely on disk. Returns the
+    path on rank 0, ``None`` elsewhere.
+    """
+    state = collect_state(runner)
+    runner.call_hook("before_save_checkpoint", checkpoint=state)
+    if runner.rank != 0:
+        return None
+    path = atomic_save(state, runner.work_dir / filename)
+    _write_last_checkpoint(runner.work_dir, path)
+    return path
+
+
+# resume and load ----------------------------------------------------------------
+
+
+class ResumeSource:
+    """A checkpoint chosen for resuming, read once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.state = read_checkpoint(path)
+        for key in ("meta", "state_dict", "loop"):
+            if key not in self.state:
+                raise CheckpointError(f"{path} cannot be resumed from: it has no '{key}' (a weights-only file? use load_from)")
+
+
+def resume_source(resume: bool | str | None, work_dir: Path) -> ResumeSource | None:
+    """The checkpoint to resume from: ``True``/``'auto'`` use ``work_dir/last_checkpoint`` if present."""
+    if not resume:
+        return None
+    if resume is True or resume == "auto":
+        pointer = work_dir / LAST_CHECKPOINT
+        if not pointer.is_file():
+            return None
+        target = Path(pointer.read_text().strip())
+        if not target.is_absolute():
+            target = work_dir / target
+        return ResumeSource(target)
+    return ResumeSource(Path(resume))
+
+
+def run_dir_of(source: ResumeSource | None) -> Path | None:
+    if source is None:
+        return None
+    run_dir = source.state["meta"].get("run_dir")
+    return Path(run_dir) if run_dir else None
+
+
+def _load_model_state(model: torch.nn.Module, weights: Mapping[str, Any], source: str, strict: bool) -> tuple[list[str], list[str]]:
+    """Load matching keys; a shape mismatch is an error naming the keys."""
+    own = model.state_dict()
+    mismatched = [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in weights.items()
+        if k in own and isinstance(v, torch.Tensor) and v.shape != own[k].shape
+    ]
+    if mismatched:
+        listing = "; ".join(mismatched[:10]) + (f"; and {len(mismatched) - 10} more" if len(mismatched) > 10 else "")
+        raise CheckpointError(f"{source} does not fit the model ({len(mismatched)} shape mismatches): {listing}")
+    missing = sorted(set(own) - set(weights))
+    unexpected = sorted(set(weights) - set(own))
+    if strict and (missing or unexpected):
+        raise CheckpointError(
+            f"{source} does not match the model: missing keys {missing[:10]}, unexpected keys {unexpected[:10]}"
+        )
+    model.load_state_dict(weights, strict=False)
+    return missing, unexpected
+
+
+def resume(runner: Runner, source: ResumeSource) -> None:
+    """Restore model, optimizer, scaler, hooks, loop position and this rank's RNG."""
+    state = source.state
+    meta = state["meta"]
+    _load_model_state(runner.unwrapped_model, state["state_dict"], str(source.path), strict=True)
+    if "optimizer" in state and runner.optim_wrapper is not None:
+        wrapper_state = {"optimizer": state["optimizer"]["state"], "calls": state["optimizer"]["calls"]}
+        if "scaler" in state:
+            wrapper_state["scaler"] = state["scaler"]
+        runner.optim_wrapper.load_state_dict(wrapper_state)
+    for scheduler, scheduler_state in zip(runner.param_schedulers, state.get("schedulers", [])):
+        scheduler.load_state_dict(scheduler_state)
+    runner.dispatcher.load_state_dict(state.get("hooks", {}))
+    runner.train_loop.load_state_dict(state["loop"])
+    if meta.get("world_size") == runner.world_size:
+        _set_rng_state(state["rng"][runner.rank])
+    else:
+        runner.logger.warning(
+            f"resuming a run saved with world size {meta.get('world_size')} on {runner.world_size} processes: "
+            "training continues, but data order and randomness differ from an uninterrupted run"
+        )
+    runner.logger.info(f"resumed from {source.path} at epoch {runner.epoch}, iteration {runner.iter}")
+    runner.call_hook("after_load_checkpoint", checkpoint=state)
+
+
+def _foreign_state_dict(state: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The weights inside trainyard, OpenMMLab (``state_dict``), Lightning or bare state-dict files."""
+    for key in ("state_dict", "model", "model_state_dict"):
+        inner = state.get(key)
+        if isinstance(inner, Mapping) and any(isinstance(v, torch.Tensor) for v in inner.values()):
+            return inner
+    if state and all(isinstance(v, torch.Tensor) for v in state.values()):
+        return state
+    raise CheckpointError("the file holds no weights: no 'state_dict' and not a bare state dict of tensors")
+
+
+def _revise_keys(weights: Mapping[str, Any], rules: Sequence[Sequence[str]]) -> dict[str, Any]:
+    revised = {}
+    for key, value in weights.items():
+        for pattern, replacement in rules:
+            key = re.sub(pattern, replacement, key)
+        revised[key] = value
+    return revised
+
+
+def load_weights(runner: Runner, load_from: str | Mapping[str, Any]) -> None:
+    """Load model weights only (``load_from``), reporting missing and unexpected keys.
+
+    ``load_from`` is a path, or ``dict(path=..., revise_keys=[(regex, replacement), ...],
+    strict=False)``; ``revise_keys`` renames checkpoint keys before matching (the
+    default strips ``module.`` and ``_orig_mod.``).
+    """
+    options = {"path": load_from} if isinstance(load_from, (str, os.PathLike)) else dict(load_from)
+    path = options.pop("path", None)
+    if path is None:
+        raise CheckpointError("load_from needs a 'path'")
+    rules = options.pop("revise_keys", DEFAULT_REVISE_KEYS)
+    strict = options.pop("strict", False)
+    if options:
+        raise CheckpointError(f"load_from has unknown keys {sorted(options)}; use path, revise_keys, strict")
+    try:
+        weights = _revise_keys(_foreign_state_dict(read_checkpoint(path)), rules)
+    except CheckpointError as exc:
+        raise CheckpointError(f"load_from {path}: {exc}") from None
+    missing, unexpected = _load_model_state(runner.unwrapped_model, weights, str(path), strict)
+    runner.logger.info(f"loaded weights from {path}")
+    if missing:
+        runner.logger.warning(f"keys of the model missing from {path} ({len(missing)}): {', '.join(missing)}")
+    if unexpected:
+        runner.logger.warning(f"keys of {path} the model does not have ({len(unexpected)}): {', '.join(unexpected)}")

@@ -1,0 +1,189 @@
+"""The ``trainyard`` command: ``train``, ``test``, ``config`` and ``plugins``.
+
+The ``tools/*.py`` scripts are thin wrappers over :func:`main`. A mistake in the
+user's input (:class:`~trainyard.errors.TrainyardError`) is printed as one message
+with exit status 2; an error raised by user code keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from trainyard.errors import TrainyardError
+
+EXIT_USER_ERROR = 2
+
+
+def _add_cfg_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cfg-options",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override config keys: 'a.b=1' 'c=[1,2]' 'name=a, b' (Python literals, else strings)",
+    )
+
+
+def _prepare(args: argparse.Namespace, mode: str) -> Any:
+    """Load the config and apply the command-line options on top of ``--cfg-options``."""
+    from trainyard.config import load_config, validate_config
+    from trainyard.dist import detect_launcher
+
+    cfg = load_config(args.config, args.cfg_options)
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif not cfg.get("work_dir"):
+        cfg.work_dir = str(Path("work_dirs") / Path(args.config).stem)
+    cfg.launcher = args.launcher or cfg.get("launcher") or detect_launcher()
+    if mode == "train":
+        randomness = dict(cfg.get("randomness") or {})
+        if args.seed is not None:
+            randomness["seed"] = args.seed
+        if args.deterministic:
+            randomness["deterministic"] = True
+        cfg.randomness = randomness
+        if args.amp:
+            cfg.optim_wrapper = {**dict(cfg.get("optim_wrapper") or {}), "type": "AmpOptimWrapper"}
+        if args.resume is not None:
+            cfg.resume = args.resume
+        if args.load_from is not None:
+            cfg.load_from = args.load_from
+    else:
+        cfg.load_from = args.checkpoint
+        cfg.resume = False
+    validate_config(cfg, mode=mode)
+    return cfg
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from trainyard import dist
+    from trainyard.runner import Runner
+
+    cfg = _prepare(args, "train")
+    try:
+        Runner.from_cfg(cfg).train()
+    finally:
+        dist.destroy()
+    return 0
+
+
+def _cmd_test(args: argparse.Namespace) -> int:
+    from trainyard import dist
+    from trainyard.runner import Runner
+
+    cfg = _prepare(args, "test")
+    try:
+        metrics = Runner.from_cfg(cfg).test()
+    finally:
+        dist.destroy()
+    if args.out and dist.get_rank() == 0:
+        Path(args.out).write_text(json.dumps(metrics, indent=2) + "\n")
+    return 0
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--work-dir", default=None, help="where checkpoints and logs go (default: work_dirs/<config name>)")
+    parser.add_argument("--launcher", choices=("none", "pytorch", "slurm"), default=None,
+                        help="how processes were started (default: detected from the environment)")
+    _add_cfg_options(parser)
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from trainyard.config import explain, format_explanation, load_config, validate_config
+
+    cfg = load_config(args.config, args.cfg_options)
+    validate_config(cfg)
+    if args.explain:
+        print(format_explanation(explain(args.config, args.cfg_options)))
+    else:
+        print(cfg.pretty_text)
+    return 0
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from trainyard.plugins import plugin_records
+    from trainyard.registry import ROOT_REGISTRIES
+
+    by_plugin: dict[str, dict[str, list[str]]] = {}
+    origins = {}
+    for registry in ROOT_REGISTRIES:
+        for entry in registry.entries():
+            by_plugin.setdefault(entry.origin.plugin, {}).setdefault(registry.kind, []).append(entry.name)
+            origins.setdefault(entry.origin.plugin, entry.origin)
+    records = plugin_records()
+    lines = []
+    for record in records:
+        lines.append(f"{record.name}  [{record.status}]  {record.distribution or '?'} {record.version or ''}".rstrip())
+        lines.append(f"  entry point: {record.name} = {record.entry_point}")
+        lines.extend(f"  problem: {p}" for p in record.problems)
+        lines.extend(_registered_lines(by_plugin.pop(record.name, {})))
+    for plugin, registered in sorted(by_plugin.items()):
+        origin = origins[plugin]
+        label = "built in" if plugin == "trainyard" else (f"library {origin.distribution} {origin.version or ''}".rstrip() if origin.distribution else "registered by import")
+        lines.append(f"{plugin}  [{label}]")
+        lines.extend(_registered_lines(registered))
+    print("\n".join(lines))
+    return 0
+
+
+def _registered_lines(registered: dict[str, list[str]]) -> list[str]:
+    if not registered:
+        return ["  registers nothing"]
+    return [f"  {kind} ({len(names)}): {', '.join(sorted(names))}" for kind, names in registered.items()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trainyard", description="Train and test models from MMEngine-style configs.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a model from a config")
+    train.add_argument("config", help="config file")
+    train.add_argument("--resume", nargs="?", const="auto", default=None, metavar="auto|PATH",
+                       help="resume from PATH, or with no value from the work dir's last_checkpoint")
+    train.add_argument("--load-from", default=None, metavar="PATH", help="initial weights (no optimizer state)")
+    train.add_argument("--amp", action="store_true", help="mixed precision: float16 on CUDA, bfloat16 on the CPU")
+    train.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, else drawn and logged)")
+    train.add_argument("--deterministic", action="store_true", help="use deterministic algorithms")
+    _add_run_options(train)
+    train.set_defaults(handler=_cmd_train)
+
+    test = commands.add_parser("test", help="evaluate a checkpoint on the test set")
+    test.add_argument("config", help="config file")
+    test.add_argument("checkpoint", help="checkpoint file")
+    test.add_argument("--out", default=None, metavar="FILE", help="also write the metrics as JSON")
+    _add_run_options(test)
+    test.set_defaults(handler=_cmd_test)
+
+    config = commands.add_parser("config", help="print the resolved config (or where each key was set)")
+    config.add_argument("config", help="config file")
+    config.add_argument("--explain", action="store_true", help="show which file set each key")
+    _add_cfg_options(config)
+    config.set_defaults(handler=_cmd_config)
+
+    plugins = commands.add_parser("plugins", help="list plugins and what each registered")
+    plugins.set_defaults(handler=_cmd_plugins)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except TrainyardError as exc:
+        print(f"trainyard {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"trainyard {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def run_tool(command: str) -> None:
+    """Entry for ``tools/<command>.py``: ``python tools/train.py CONFIG`` == ``trainyard train CONFIG``."""
+    sys.exit(main([command, *sys.argv[1:]]))

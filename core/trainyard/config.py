@@ -1,0 +1,314 @@
+"""MMEngine-format Python configs, checked before anything is built.
+
+:func:`load_config` reads a config with ``mmengine.config.Config`` (``_base_``
+inheritance, ``_delete_=True``, ``{{_base_.x}}``) and applies ``--cfg-options``
+overrides. :func:`validate_config` then catches what would otherwise fail deep inside
+a run: a misspelt top-level key, a missing required key, an unknown component type.
+:func:`explain` tells which file set each key.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trainyard.errors import ConfigError, RegistryError
+
+if TYPE_CHECKING:
+    from mmengine.config import Config
+
+__all__ = [
+    "RUNNER_KEYS",
+    "load_config",
+    "parse_overrides",
+    "validate_config",
+    "explain",
+    "format_explanation",
+]
+
+RUNNER_KEYS: frozenset[str] = frozenset(
+    {
+        "model",
+        "train_dataloader",
+        "val_dataloader",
+        "test_dataloader",
+        "val_evaluator",
+        "test_evaluator",
+        "optim_wrapper",
+        "param_scheduler",
+        "train_cfg",
+        "val_cfg",
+        "test_cfg",
+        "default_hooks",
+        "custom_hooks",
+        "env_cfg",
+        "randomness",
+        "work_dir",
+        "load_from",
+        "resume",
+        "log_level",
+        "log_processor",
+        "launcher",
+        "custom_imports",
+        "compile",
+        "model_wrapper_cfg",
+    }
+)
+
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "train": ("model", "train_dataloader", "train_cfg", "optim_wrapper"),
+    "test": ("model", "test_dataloader", "test_evaluator"),
+}
+
+OVERRIDES_SOURCE = "--cfg-options"
+
+
+def _config_class() -> type[Config]:
+    from mmengine.config import Config
+
+    return Config
+
+
+def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | Sequence[str] | None = None) -> Config:
+    """Read a config file, apply overrides and import its ``custom_imports``.
+
+    ``overrides`` is a mapping of dotted keys to values, or ``--cfg-options`` strings
+    (``'a.b=1'``, ``'c=[1,2]'``) parsed by :func:`parse_overrides`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    if path.suffix != ".py":
+        raise ConfigError(f"config must be a Python file (.py): {path}")
+    try:
+        cfg = _config_class().fromfile(str(path), import_custom_modules=False)
+    except SyntaxError as exc:
+        raise ConfigError(_syntax_message(path, exc)) from None
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: a file named in _base_ does not exist: {exc}") from None
+    except (KeyError, NameError, TypeError, ValueError, AssertionError) as exc:
+        raise ConfigError(f"{path}: cannot be read as a config: {type(exc).__name__}: {exc}") from None
+    if overrides:
+        if not isinstance(overrides, Mapping):
+            overrides = parse_overrides(overrides)
+        try:
+            cfg.merge_from_dict(dict(overrides))
+        except (KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise ConfigError(f"cannot apply {OVERRIDES_SOURCE} {dict(overrides)}: {exc}") from None
+    _import_custom_modules(cfg)
+    return cfg
+
+
+def _syntax_message(path: Path, exc: SyntaxError) -> str:
+    """Name the file (``path`` or one of its bases) and line of a syntax error."""
+    located = _locate_syntax_error(path) or exc
+    return f"syntax error in config {located.filename}, line {located.lineno}: {located.msg}"
+
+
+def _locate_syntax_error(path: Path) -> SyntaxError | None:
+    try:
+        bases = _base_files(path)
+    except SyntaxError as exc:
+        return exc
+    for base in bases:
+        if base.is_file() and (found := _locate_syntax_error(base)) is not None:
+            return found
+    return None
+
+
+def _import_custom_modules(cfg: Config) -> None:
+    """Import ``custom_imports = dict(imports=[...])`` as OpenMMLab configs expect."""
+    custom = cfg.get("custom_imports")
+    if not custom:
+        return
+    modules = custom.get("imports", []) if isinstance(custom, Mapping) else custom
+    if isinstance(modules, str):
+        modules = [modules]
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                raise ConfigError(
+                    f"custom_imports names module '{module}', which cannot be found on sys.path"
+                ) from None
+            raise
+
+
+def _parse_value(text: str) -> Any:
+    """A Python literal where the text is one, else the text itself (spaces kept)."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """Parse ``--cfg-options`` items: ``'a.b=1'``, ``'c=[1,2]'``, ``'name=a, b'``.
+
+    Unlike ``mmengine.config.DictAction``, a value that is not a Python literal stays
+    one string (commas and spaces included) instead of being split into a list.
+    """
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{OVERRIDES_SOURCE} item {item!r} is not of the form key=value")
+        options[key.strip()] = _parse_value(value)
+    return options
+
+
+# validation -------------------------------------------------------------------
+
+
+def validate_config(cfg: Mapping[str, Any], mode: str | None = None, check_types: bool = True) -> None:
+    """Raise :class:`ConfigError` for a config that cannot describe a run.
+
+    - a top-level key close to one the Runner reads (``trian_dataloader``) is a typo;
+      other top-level names are the config's own variables and stay allowed;
+    - ``mode`` (``'train'`` or ``'test'``) names the keys that must be present;
+    - with ``check_types``, every ``type`` the Runner will build is looked up now.
+    """
+    problems: list[str] = []
+    for key in cfg:
+        if key in RUNNER_KEYS or key.startswith("_"):
+            continue
+        close = difflib.get_close_matches(key, RUNNER_KEYS, n=1, cutoff=0.85)
+        if close:
+            problems.append(f"unknown top-level key '{key}': did you mean '{close[0]}'?")
+    if mode is not None:
+        missing = [k for k in REQUIRED_KEYS[mode] if cfg.get(k) is None]
+        if missing:
+            problems.append(f"the config has no {', '.join(repr(k) for k in missing)}, which '{mode}' needs")
+        if mode == "train" and cfg.get("val_dataloader") is not None and cfg.get("val_evaluator") is None:
+            problems.append("the config has 'val_dataloader' but no 'val_evaluator'")
+    if problems:
+        raise ConfigError(_problem_message(cfg, problems))
+    if check_types:
+        _check_types(cfg)
+
+
+def _problem_message(cfg: Mapping[str, Any], problems: list[str]) -> str:
+    source = getattr(cfg, "filename", None)
+    head = f"config {source}: " if source else "config: "
+    return head + ("; ".join(problems) if len(problems) == 1 else "\n  - " + "\n  - ".join(problems))
+
+
+def _check_types(cfg: Mapping[str, Any]) -> None:
+    from trainyard import registry as reg
+
+    def look_up(registry: reg.Registry, node: Any, key: str) -> None:
+        if isinstance(node, Mapping) and isinstance(node.get("type"), str):
+            with reg.building(key):
+                registry.get_entry(node["type"])
+
+    checks: list[tuple[reg.Registry, Any, str]] = [(reg.MODELS, cfg.get("model"), "model")]
+    for split in ("train", "val", "test"):
+        loader = cfg.get(f"{split}_dataloader")
+        if isinstance(loader, Mapping):
+            dataset = loader.get("dataset")
+            checks.append((reg.DATASETS, dataset, f"{split}_dataloader.dataset"))
+            checks.append((reg.DATA_SAMPLERS, loader.get("sampler"), f"{split}_dataloader.sampler"))
+            pipeline = dataset.get("pipeline") if isinstance(dataset, Mapping) else None
+            for index, step in enumerate(pipeline or []):
+                checks.append((reg.TRANSFORMS, step, f"{split}_dataloader.dataset.pipeline[{index}]"))
+        evaluator = cfg.get(f"{split}_evaluator")
+        for index, metric in enumerate(evaluator if isinstance(evaluator, list) else [evaluator]):
+            checks.append((reg.METRICS, metric, f"{split}_evaluator" + (f"[{index}]" if isinstance(evaluator, list) else "")))
+        checks.append((reg.LOOPS, cfg.get(f"{split}_cfg"), f"{split}_cfg"))
+    optim_wrapper = cfg.get("optim_wrapper")
+    if isinstance(optim_wrapper, Mapping):
+        checks.append((reg.OPTIMIZERS, optim_wrapper.get("optimizer"), "optim_wrapper.optimizer"))
+    schedulers = cfg.get("param_scheduler")
+    for index, scheduler in enumerate(schedulers if isinstance(schedulers, list) else [schedulers]):
+        checks.append((reg.SCHEDULERS, scheduler, f"param_scheduler[{index}]"))
+    for name, hook in (cfg.get("default_hooks") or {}).items():
+        checks.append((reg.HOOKS, hook, f"default_hooks.{name}"))
+    for index, hook in enumerate(cfg.get("custom_hooks") or []):
+        checks.append((reg.HOOKS, hook, f"custom_hooks[{index}]"))
+    try:
+        for registry, node, key in checks:
+            look_up(registry, node, key)
+    except RegistryError as exc:
+        raise ConfigError(f"config {getattr(cfg, 'filename', '')}: {exc}") from None
+
+
+# explain ----------------------------------------------------------------------
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, Mapping) and node:
+        flat: dict[str, Any] = {}
+        for key, value in node.items():
+            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: node}
+
+
+def _base_files(path: Path) -> list[Path]:
+    """The files named in ``_base_``, read with ``ast`` so nothing is executed."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_base_" for t in node.targets):
+            bases = ast.literal_eval(node.value)
+            bases = [bases] if isinstance(bases, str) else list(bases)
+            return [(path.parent / b).resolve() for b in bases if "::" not in b]
+    return []
+
+
+def _provenance(path: Path, memo: dict[Path, dict[str, tuple[Any, str]]]) -> dict[str, tuple[Any, str]]:
+    """Map each flattened key of ``path``'s resolved config to ``(value, file that set it)``."""
+    path = path.resolve()
+    if path in memo:
+        return memo[path]
+    inherited: dict[str, tuple[Any, str]] = {}
+    for base in _base_files(path):
+        inherited.update(_provenance(base, memo))
+    resolved = _flatten(_config_class().fromfile(str(path), import_custom_modules=False).to_dict())
+    result = {}
+    for key, value in resolved.items():
+        before = inherited.get(key)
+        result[key] = before if before is not None and before[0] == value else (value, str(path))
+    memo[path] = result
+    return result
+
+
+def explain(path: str | os.PathLike[str], overrides: Mapping[str, Any] | Sequence[str] | None = None) -> list[tuple[str, Any, str]]:
+    """For every key of the resolved config: ``(dotted key, value, where it was set)``.
+
+    The source is the last file in the ``_base_`` chain whose value is the final one,
+    or ``--cfg-options`` for an override.
+    """
+    cfg = load_config(path, overrides)
+    provenance = _provenance(Path(path), {})
+    rows = []
+    for key, value in _flatten(cfg.to_dict()).items():
+        known = provenance.get(key)
+        source = known[1] if known is not None and known[0] == value else OVERRIDES_SOURCE
+        rows.append((key, value, source))
+    return rows
+
+
+def format_explanation(rows: list[tuple[str, Any, str]], root: Path | None = None) -> str:
+    """Rows aligned as ``key = value    # file``, paths relative to ``root`` when inside it."""
+    root = (root or Path.cwd()).resolve()
+
+    def short(source: str) -> str:
+        try:
+            return str(Path(source).relative_to(root))
+        except ValueError:
+            return source
+
+    left = [f"{key} = {value!r}" for key, value, _ in rows]
+    width = min(max((len(item) for item in left), default=0), 72)
+    return "\n".join(f"{item:<{width}}  # {short(source)}" for item, (_, _, source) in zip(left, rows))

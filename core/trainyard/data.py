@@ -1,0 +1,176 @@
+"""Dataloaders from configs: datasets, pipelines, per-sample seeding and collation.
+
+A sample's randomness (random crops, flips, colour jitter) is seeded from
+``(seed, epoch, index)`` just before it is read, so augmentation is the same
+whatever the number of workers, and a resumed run sees the samples an
+uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from trainyard.errors import ConfigError
+from trainyard.registry import COLLATE_FUNCTIONS, DATA_SAMPLERS, DATASETS, TRANSFORMS, building
+
+__all__ = ["build_dataloader", "build_pipeline", "default_collate", "pseudo_collate", "SeededDataset", "sample_seed", "to_device"]
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """A 32-bit seed that depends only on the run seed, the epoch and the sample index."""
+    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, epoch, index]).generate_state(1)[0])
+
+
+class SeededDataset(Dataset):
+    """Wraps a dataset so that reading ``(epoch, index)`` seeds torch, numpy and random first.
+
+    In the main process the global random states are restored afterwards, so data
+    loading does not disturb the model's own randomness (dropout). Plain integer
+    indices pass through unseeded, for samplers that yield them.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset = dataset
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> Any:
+        if not isinstance(key, tuple):
+            return self.dataset[key]
+        epoch, index = key
+        in_main_process = torch.utils.data.get_worker_info() is None
+        if in_main_process:
+            saved = torch.get_rng_state(), np.random.get_state(), random.getstate()
+        seed = sample_seed(self.seed, epoch, index)
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+        try:
+            return self.dataset[index]
+        finally:
+            if in_main_process:
+                torch.set_rng_state(saved[0])
+                np.random.set_state(saved[1])
+                random.setstate(saved[2])
+
+
+def default_collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Collate dict samples: equal-shape tensors are stacked, anything else becomes a list.
+
+    Numbers become a tensor; ``meta`` dicts and detection targets stay lists of dicts.
+    """
+    if not samples or not isinstance(samples[0], Mapping):
+        return torch.utils.data.default_collate(samples)
+    batch: dict[str, Any] = {}
+    for key in samples[0]:
+        values = [sample[key] for sample in samples]
+        first = values[0]
+        if isinstance(first, torch.Tensor) and all(v.shape == first.shape for v in values):
+            batch[key] = torch.stack(values)
+        elif isinstance(first, (int, float)) and not isinstance(first, bool):
+            batch[key] = torch.tensor(values)
+        else:
+            batch[key] = values
+    return batch
+
+
+def pseudo_collate(samples: Sequence[Any]) -> dict[str, list[Any]] | list[Any]:
+    """Keep every field as a list of per-sample values (no stacking)."""
+    if samples and isinstance(samples[0], Mapping):
+        return {key: [sample[key] for sample in samples] for key in samples[0]}
+    return list(samples)
+
+
+def build_pipeline(steps: Sequence[Mapping[str, Any] | Callable] | None) -> Callable[[Any], Any] | None:
+    """A ``torchvision.transforms.v2.Compose`` of the ``TRANSFORMS`` configs (callables pass through)."""
+    if not steps:
+        return None
+    from torchvision.transforms import v2
+
+    transforms = []
+    for index, step in enumerate(steps):
+        with building(f"pipeline[{index}]"):
+            transforms.append(step if callable(step) else TRANSFORMS.build(step))
+    return v2.Compose(transforms)
+
+
+def to_device(data: Any, device: torch.device) -> Any:
+    """Move every tensor inside dicts, lists and tuples to ``device``."""
+    if isinstance(data, torch.Tensor):
+        return data.to(device, non_blocking=True)
+    if isinstance(data, Mapping):
+        return {k: to_device(v, device) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return type(data)(to_device(v, device) for v in data)
+    return data
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Worker start: distinct global streams per worker, for code that ignores per-sample seeding."""
+    info = torch.utils.data.get_worker_info()
+    seed = info.seed % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+_DATALOADER_ARGUMENTS = frozenset(
+    {"batch_size", "num_workers", "pin_memory", "drop_last", "timeout", "prefetch_factor", "persistent_workers", "pin_memory_device", "in_order"}
+)
+
+
+def build_dataloader(cfg: Mapping[str, Any], seed: int, key: str, shuffle: bool = True) -> DataLoader:
+    """A ``DataLoader`` from a ``*_dataloader`` config.
+
+    Keys: ``dataset`` (built from ``DATASETS``), ``batch_size``, ``num_workers``,
+    ``sampler`` (default ``DefaultSampler``; ``shuffle`` defaults to True for
+    training, False otherwise), ``collate_fn`` (default ``default_collate``), and any
+    other ``DataLoader`` argument (``pin_memory``, ``persistent_workers``,
+    ``drop_last``, ``prefetch_factor``).
+    """
+    options = dict(cfg)
+    with building(key):
+        if "dataset" not in options:
+            raise ConfigError(f"'{key}' has no 'dataset'")
+        dataset_cfg = options.pop("dataset")
+        with building("dataset"):
+            dataset = dataset_cfg if isinstance(dataset_cfg, Dataset) else DATASETS.build(dataset_cfg)
+        sampler_cfg = dict(options.pop("sampler", None) or {"type": "DefaultSampler"})
+        sampler_defaults: dict[str, Any] = {"dataset": dataset}
+        if sampler_cfg.get("type") == "DefaultSampler":
+            sampler_defaults.update(seed=seed, shuffle=shuffle, round_up=shuffle)
+        with building("sampler"):
+            sampler = DATA_SAMPLERS.build(sampler_cfg, **sampler_defaults)
+        collate_cfg = options.pop("collate_fn", None) or {"type": "default_collate"}
+        with building("collate_fn"):
+            collate_fn = COLLATE_FUNCTIONS.get(collate_cfg["type"]) if isinstance(collate_cfg.get("type"), str) else collate_cfg["type"]
+    unknown = sorted(set(options) - _DATALOADER_ARGUMENTS)
+    if unknown:
+        raise ConfigError(
+            f"'{key}' has unknown keys {unknown}; a dataloader config takes dataset, sampler, "
+            f"collate_fn and {', '.join(sorted(_DATALOADER_ARGUMENTS))}"
+        )
+    options.setdefault("batch_size", 1)
+    num_workers = options.setdefault("num_workers", 0)
+    if num_workers == 0:
+        options.pop("persistent_workers", None)
+        options.pop("prefetch_factor", None)
+    return DataLoader(
+        SeededDataset(dataset, seed),
+        sampler=sampler,
+        collate_fn=collate_fn,
+        worker_init_fn=_seed_worker,
+        **options,
+    )

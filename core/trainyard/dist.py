@@ -1,0 +1,146 @@
+"""Process groups: launch detection, rank helpers and the few collectives trainyard needs.
+
+Every function works without a process group (one process): ranks are 0, world
+size 1, collectives return their input.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Any
+
+import torch
+import torch.distributed as torch_dist
+
+from trainyard.errors import ConfigError
+
+__all__ = [
+    "is_distributed",
+    "get_rank",
+    "get_world_size",
+    "get_local_rank",
+    "is_main_process",
+    "barrier",
+    "all_reduce_tensors",
+    "all_gather_objects",
+    "broadcast_object",
+    "init_distributed",
+    "detect_launcher",
+    "destroy",
+]
+
+LAUNCHERS = ("none", "pytorch", "slurm")
+
+
+def is_distributed() -> bool:
+    return torch_dist.is_available() and torch_dist.is_initialized()
+
+
+def get_rank() -> int:
+    return torch_dist.get_rank() if is_distributed() else 0
+
+
+def get_world_size() -> int:
+    return torch_dist.get_world_size() if is_distributed() else 1
+
+
+def get_local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", 0)))
+
+
+def is_main_process() -> bool:
+    return get_rank() == 0
+
+
+def barrier() -> None:
+    if is_distributed():
+        torch_dist.barrier()
+
+
+def all_reduce_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Sum each tensor over all ranks (in place where possible) and return them."""
+    if not is_distributed():
+        return tensors
+    device = _collective_device()
+    reduced = {}
+    for name, tensor in tensors.items():
+        moved = tensor.to(device)
+        torch_dist.all_reduce(moved)
+        reduced[name] = moved.to(tensor.device)
+    return reduced
+
+
+def all_gather_objects(obj: Any) -> list[Any]:
+    """Every rank's ``obj``, in rank order (one element when not distributed)."""
+    if not is_distributed():
+        return [obj]
+    gathered: list[Any] = [None] * get_world_size()
+    torch_dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank ``src``'s ``obj`` on every rank."""
+    if not is_distributed():
+        return obj
+    holder = [obj]
+    torch_dist.broadcast_object_list(holder, src=src)
+    return holder[0]
+
+
+def _collective_device() -> torch.device:
+    if torch_dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def detect_launcher() -> str:
+    """``'pytorch'`` under torchrun, ``'slurm'`` inside an ``srun`` step with several tasks, else ``'none'``."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return "pytorch"
+    if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in os.environ:
+        return "slurm"
+    return "none"
+
+
+def init_distributed(launcher: str = "none", backend: str | None = None, timeout_s: float = 1800) -> None:
+    """Join the process group the launcher describes; a no-op for ``'none'``.
+
+    ``backend`` defaults to ``nccl`` with CUDA and ``gloo`` without. A collective
+    that waits longer than ``timeout_s`` fails instead of hanging.
+    """
+    if launcher not in LAUNCHERS:
+        raise ConfigError(f"unknown launcher {launcher!r}; use one of {', '.join(LAUNCHERS)}")
+    if launcher == "none" or is_distributed():
+        return
+    if launcher == "slurm":
+        _export_slurm_environment()
+    for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        if name not in os.environ:
+            raise ConfigError(f"launcher '{launcher}' needs the environment variable {name}; start with torchrun or srun")
+    if backend is None:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(get_local_rank())
+    torch_dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
+
+
+def _export_slurm_environment() -> None:
+    """Translate SLURM's variables into torch.distributed's."""
+    os.environ.setdefault("RANK", os.environ["SLURM_PROCID"])
+    os.environ.setdefault("WORLD_SIZE", os.environ["SLURM_NTASKS"])
+    os.environ.setdefault("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))
+    if "MASTER_ADDR" not in os.environ:
+        import subprocess
+
+        nodes = os.environ.get("SLURM_STEP_NODELIST", os.environ.get("SLURM_NODELIST", "localhost"))
+        first = subprocess.run(["scontrol", "show", "hostnames", nodes], capture_output=True, text=True, check=False)
+        os.environ["MASTER_ADDR"] = (first.stdout.split() or ["localhost"])[0]
+    os.environ.setdefault("MASTER_PORT", "29500")
+
+
+def destroy() -> None:
+    """Leave the process group, if any."""
+    if is_distributed():
+        torch_dist.destroy_process_group()

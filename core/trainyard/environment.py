@@ -1,0 +1,61 @@
+"""The process a run lives in: device, seeds and determinism."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainyard import dist
+from trainyard.errors import ConfigError
+
+__all__ = ["select_device", "set_random_seed", "setup_randomness", "setup_backends"]
+
+
+def select_device() -> torch.device:
+    """This rank's CUDA device when CUDA is present, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", dist.get_local_rank() % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def setup_randomness(cfg: Mapping[str, Any] | None) -> int:
+    """Apply ``randomness = dict(seed=None, deterministic=False, diff_rank_seed=False)``; returns the seed.
+
+    Without a seed one is drawn on rank 0 and shared, so every rank initialises the
+    model identically; the seed is logged and saved so the run can be repeated.
+    """
+    options = dict(cfg or {})
+    seed = options.pop("seed", None)
+    deterministic = options.pop("deterministic", False)
+    diff_rank_seed = options.pop("diff_rank_seed", False)
+    if options:
+        raise ConfigError(f"randomness has unknown keys {sorted(options)}; use seed, deterministic, diff_rank_seed")
+    if seed is None:
+        seed = dist.broadcast_object(random.SystemRandom().randrange(2**31))
+    seed = int(seed)
+    set_random_seed(seed + dist.get_rank() if diff_rank_seed else seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    return seed
+
+
+def setup_backends(env_cfg: Mapping[str, Any]) -> None:
+    """``env_cfg.cudnn_benchmark`` and thread counts."""
+    if env_cfg.get("cudnn_benchmark") is not None:
+        torch.backends.cudnn.benchmark = bool(env_cfg["cudnn_benchmark"])
+    if env_cfg.get("num_threads"):
+        torch.set_num_threads(int(env_cfg["num_threads"]))

@@ -1,0 +1,31 @@
+"""The errors trainyard raises for a user's mistakes.
+
+Every subclass of :class:`TrainyardError` is caused by input the user controls (a
+config, a checkpoint, a path, a plugin): the CLI prints its message alone and
+exits non-zero. Errors raised by user code (a model, a hook, a dataset) are never
+wrapped, so they keep their traceback.
+"""
+
+
+class TrainyardError(Exception):
+    """A mistake in the user's input, explained in the message."""
+
+
+class ConfigError(TrainyardError):
+    """The config cannot be read or does not describe a run."""
+
+
+class RegistryError(TrainyardError, LookupError):
+    """A registry lookup or build failed: unknown, ambiguous or mis-called component."""
+
+
+class PluginError(TrainyardError):
+    """A plugin failed to load while ``TRAINYARD_STRICT_PLUGINS=1`` asks for errors."""
+
+
+class CheckpointError(TrainyardError):
+    """A checkpoint cannot be read, is not trainyard's, or does not fit the model."""
+
+
+class ModelContractError(TrainyardError):
+    """A model, dataset or metric does not follow trainyard's data contract."""

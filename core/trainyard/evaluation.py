@@ -1,0 +1,100 @@
+"""Metrics and the evaluator, with exact distributed reduction.
+
+A metric declares how its state combines across ranks:
+
+- :class:`SumMetric` keeps state tensors (a confusion matrix, correct counts) that are
+  summed with one all-reduce: never gathered, so the cost does not grow with the
+  dataset;
+- :class:`GatherMetric` keeps per-sample results (COCO detections) that are gathered
+  to every rank before ``compute``.
+
+Validation samplers do not pad, so every sample is counted exactly once and a
+distributed evaluation gives the single-process numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from trainyard import dist
+from trainyard.registry import METRICS, building
+
+__all__ = ["Metric", "SumMetric", "GatherMetric", "Evaluator"]
+
+
+class Metric:
+    """Base class: ``reset()``, ``process(batch, predictions)`` per batch, ``compute()`` at the end."""
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def process(self, batch: Mapping[str, Any], predictions: Any) -> None:
+        raise NotImplementedError
+
+    def synchronize(self) -> None:
+        """Combine the state of all ranks; called once before :meth:`compute`."""
+        raise NotImplementedError
+
+    def compute(self) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class SumMetric(Metric):
+    """A metric whose state is a dict of tensors summed over batches and ranks.
+
+    Subclasses create their tensors in :meth:`reset` (``self.state = {...}``) and add
+    to them in :meth:`process`.
+    """
+
+    state: dict[str, torch.Tensor]
+
+    def synchronize(self) -> None:
+        self.state = dist.all_reduce_tensors(self.state)
+
+
+class GatherMetric(Metric):
+    """A metric that keeps one result per sample in ``self.results``."""
+
+    def reset(self) -> None:
+        self.results: list[Any] = []
+
+    def synchronize(self) -> None:
+        self.results = [item for part in dist.all_gather_objects(self.results) for item in part]
+
+
+class Evaluator:
+    """The metrics of one split, fed batch by batch; ``evaluate`` returns all their numbers."""
+
+    def __init__(self, metrics: Sequence[Metric]) -> None:
+        self.metrics = list(metrics)
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any] | Sequence[Mapping[str, Any]], key: str) -> Evaluator:
+        configs = [cfg] if isinstance(cfg, Mapping) else list(cfg)
+        metrics = []
+        for index, metric_cfg in enumerate(configs):
+            with building(key if isinstance(cfg, Mapping) else f"{key}[{index}]"):
+                metrics.append(METRICS.build(metric_cfg))
+        return cls(metrics)
+
+    def reset(self) -> None:
+        for metric in self.metrics:
+            metric.reset()
+
+    def process(self, batch: Mapping[str, Any], predictions: Any) -> None:
+        for metric in self.metrics:
+            metric.process(batch, predictions)
+
+    def evaluate(self) -> dict[str, float]:
+        results: dict[str, float] = {}
+        for metric in self.metrics:
+            metric.synchronize()
+            values = metric.compute()
+            clash = set(values) & set(results)
+            if clash:
+                raise ValueError(f"two metrics report {sorted(clash)}; give them different names")
+            results.update(values)
+        return results

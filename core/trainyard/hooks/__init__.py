@@ -1,0 +1,6 @@
+"""Runner hooks: the base class, the dispatcher and the hooks trainyard ships."""
+
+from trainyard.hooks.dispatch import HookDispatcher
+from trainyard.hooks.hook import HOOK_POINTS, PRIORITIES, Hook, priority_value
+
+__all__ = ["Hook", "HookDispatcher", "HOOK_POINTS", "PRIORITIES", "priority_value"]

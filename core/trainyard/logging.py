@@ -1,0 +1,147 @@
+"""Where a run's numbers go: the console, the log file, ``scalars.jsonl`` and TensorBoard.
+
+Only rank 0 writes. Console colour follows termcolor's rules (``NO_COLOR``,
+``FORCE_COLOR``, and no colour when the stream is not a terminal).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["setup_logger", "LogBuffer", "RunWriter"]
+
+_LEVEL_COLOURS = {"WARNING": "yellow", "ERROR": "red", "CRITICAL": "red"}
+
+
+class _ConsoleFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s - trainyard - %(levelname)s - %(message)s", "%m/%d %H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        colour = _LEVEL_COLOURS.get(record.levelname)
+        if colour is None:
+            return text
+        from termcolor import colored
+
+        return colored(text, colour)
+
+
+def setup_logger(log_file: Path | None, rank: int, level: str | int = "INFO") -> logging.Logger:
+    """The ``trainyard`` logger: console on rank 0 (errors only elsewhere), file on rank 0."""
+    logger = logging.getLogger("trainyard")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(level)
+    logger.propagate = False
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(_ConsoleFormatter())
+    console.setLevel(level if rank == 0 else logging.ERROR)
+    logger.addHandler(console)
+    if rank == 0 and log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
+        file_handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(message)s"))
+        logger.addHandler(file_handler)
+    return logger
+
+
+class LogBuffer:
+    """Values logged since the last read, kept as given so that nothing is synchronised.
+
+    Tensors (loss terms, possibly on the GPU) are only turned into numbers in
+    :meth:`pop_means`, at the logging interval, with one transfer for all of them.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, list[Any]] = {}
+
+    def update(self, name: str, value: Any) -> None:
+        self._values.setdefault(name, []).append(value)
+
+    def update_dict(self, values: Mapping[str, Any]) -> None:
+        for name, value in values.items():
+            self._values.setdefault(name, []).append(value)
+
+    def pop_means(self) -> dict[str, float]:
+        """The mean of each value since the last call, then forget them."""
+        means: dict[str, float] = {}
+        tensor_names, tensor_means = [], []
+        for name, values in self._values.items():
+            if values and isinstance(values[0], torch.Tensor):
+                tensor_names.append(name)
+                tensor_means.append(torch.stack([v.detach().float().reshape(()) for v in values]).mean())
+            elif values:
+                means[name] = sum(values) / len(values)
+        if tensor_means:
+            means.update(zip(tensor_names, torch.stack(tensor_means).tolist()))
+        self._values.clear()
+        return means
+
+
+class RunWriter:
+    """Writes scalars to ``scalars.jsonl`` and TensorBoard, and images to TensorBoard.
+
+    On ranks other than 0 every method does nothing. The TensorBoard writer is
+    created on first use, so a run that logs nothing does not import tensorboard.
+    """
+
+    def __init__(self, run_dir: Path, rank: int, tensorboard: bool = True) -> None:
+        self.run_dir = run_dir
+        self.enabled = rank == 0
+        self.use_tensorboard = tensorboard
+        self._jsonl = None
+        self._tensorboard = None
+
+    @property
+    def tensorboard(self) -> Any:
+        if self._tensorboard is None and self.enabled and self.use_tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
+        return self._tensorboard
+
+    def add_scalars(self, scalars: Mapping[str, float], step: int, prefix: str = "") -> None:
+        """One ``scalars.jsonl`` line and one TensorBoard scalar per key."""
+        if not self.enabled:
+            return
+        if self._jsonl is None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._jsonl = open(self.run_dir / "scalars.jsonl", "a", encoding="utf-8")
+        record = {"step": step, **{f"{prefix}{k}": _plain(v) for k, v in scalars.items()}}
+        self._jsonl.write(json.dumps(record) + "\n")
+        self._jsonl.flush()
+        writer = self.tensorboard
+        if writer is not None:
+            for key, value in scalars.items():
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    writer.add_scalar(f"{prefix}{key}", value, step)
+
+    def add_image(self, tag: str, image: torch.Tensor, step: int) -> None:
+        """A ``[3, H, W]`` uint8 or float image to TensorBoard."""
+        writer = self.tensorboard
+        if writer is not None:
+            writer.add_image(tag, image, step)
+
+    def close(self) -> None:
+        if self._jsonl is not None:
+            self._jsonl.close()
+            self._jsonl = None
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+            self._tensorboard = None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value

@@ -1,0 +1,250 @@
+"""Train, validation and test loops, chosen in the config by ``train_cfg.type`` and friends.
+
+A loop receives the runner and its dataloader and calls the runner's hooks at the
+points :class:`trainyard.hooks.Hook` documents. A plugin may register its own loop
+(a GAN loop with two optimizers, say) in ``LOOPS`` and select it with ``train_cfg``.
+
+Training position is counted in finished iterations: ``loop.iter`` is authoritative,
+the epoch and the position inside it are derived from it, so a checkpoint written
+after any iteration resumes at the next one.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from trainyard.errors import ModelContractError
+
+if TYPE_CHECKING:
+    from trainyard.evaluation import Evaluator
+    from trainyard.runner import Runner
+
+__all__ = ["EpochBasedTrainLoop", "IterBasedTrainLoop", "ValLoop", "TestLoop", "train_step", "parse_losses"]
+
+
+def parse_losses(outputs: Any, model_name: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Sum the terms whose key contains ``loss``; every tensor is kept, detached, for the log."""
+    if not isinstance(outputs, Mapping):
+        raise ModelContractError(
+            f"{model_name}(batch, mode='loss') must return a dict of tensors, got {type(outputs).__name__}"
+        )
+    terms = []
+    logged: dict[str, torch.Tensor] = {}
+    for key, value in outputs.items():
+        if isinstance(value, (list, tuple)):
+            value = sum(v.mean() for v in value)
+        if not isinstance(value, torch.Tensor):
+            continue
+        value = value.mean() if value.dim() else value
+        logged[key] = value.detach()
+        if "loss" in key:
+            terms.append(value)
+    if not terms:
+        raise ModelContractError(
+            f"{model_name}(batch, mode='loss') returned no loss: its keys are {sorted(outputs)}, "
+            "and only keys containing 'loss' are summed into the loss"
+        )
+    loss = terms[0] if len(terms) == 1 else sum(terms)
+    logged["loss"] = loss.detach()
+    return loss, logged
+
+
+def train_step(runner: Runner, data_batch: Any) -> dict[str, torch.Tensor]:
+    """Forward in ``mode='loss'``, backward and (when accumulation allows) step."""
+    batch = runner.preprocess(data_batch)
+    wrapper = runner.optim_wrapper
+    with wrapper.optim_context(runner.model):
+        outputs = runner.model(batch, mode="loss")
+    loss, logged = parse_losses(outputs, type(runner.unwrapped_model).__name__)
+    logged.update(wrapper.update_params(loss))
+    return logged
+
+
+class _TrainLoop:
+    """What both train loops share: counting, one iteration, resume position, validation."""
+
+    by_epoch = False
+
+    def __init__(self, runner: Runner, dataloader: Any, val_begin: int, val_interval: int) -> None:
+        self.runner = runner
+        self.dataloader = dataloader
+        self.iters_per_epoch = len(dataloader)
+        if self.iters_per_epoch == 0:
+            raise ModelContractError("the train dataloader yields no batch: is the dataset empty, or batch_size larger with drop_last?")
+        self.val_begin = val_begin
+        self.val_interval = val_interval
+        self.iter = 0
+        self.stop_training = False
+        self.max_iters = 0
+
+    @property
+    def epoch(self) -> int:
+        return self.iter // self.iters_per_epoch
+
+    def run_iter(self, batch_idx: int, data_batch: Any) -> None:
+        runner = self.runner
+        runner.call_hook("before_train_iter", batch_idx=batch_idx, data_batch=data_batch)
+        outputs = train_step(runner, data_batch)
+        self.iter += 1
+        runner.call_hook("after_train_iter", batch_idx=batch_idx, data_batch=data_batch, outputs=outputs)
+
+    def _batches_from(self, position: int) -> Iterator[Any]:
+        """This epoch's batches from batch ``position`` on, without loading the skipped ones."""
+        sampler = getattr(self.dataloader, "sampler", None)
+        if position and hasattr(sampler, "set_start"):
+            sampler.set_start(position * self.dataloader.batch_size)
+            return iter(self.dataloader)
+        iterator = iter(self.dataloader)
+        for _ in range(position):
+            next(iterator)
+        return iterator
+
+    def _validate(self) -> None:
+        if self.runner.val_loop is not None:
+            self.runner.val_loop.run()
+            self.runner.model.train()
+
+    def progress_text(self, batch_idx: int) -> str:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"iter": self.iter, "iters_per_epoch": self.iters_per_epoch}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.iter = int(state["iter"])
+
+
+class EpochBasedTrainLoop(_TrainLoop):
+    """``max_epochs`` passes over the train dataloader; validate every ``val_interval`` epochs and at the end."""
+
+    by_epoch = True
+
+    def __init__(self, runner: Runner, dataloader: Any, max_epochs: int, val_begin: int = 1, val_interval: int = 1) -> None:
+        super().__init__(runner, dataloader, val_begin, val_interval)
+        self.max_epochs = max_epochs
+        self.max_iters = max_epochs * self.iters_per_epoch
+
+    def run(self) -> None:
+        runner = self.runner
+        runner.call_hook("before_train")
+        while self.epoch < self.max_epochs and not self.stop_training:
+            self.run_epoch()
+            done = self.epoch
+            if done >= self.val_begin and (done % self.val_interval == 0 or done == self.max_epochs):
+                self._validate()
+        runner.call_hook("after_train")
+
+    def run_epoch(self) -> None:
+        runner = self.runner
+        runner.call_hook("before_train_epoch")
+        runner.model.train()
+        position = self.iter % self.iters_per_epoch
+        for batch_idx, data_batch in enumerate(self._batches_from(position), start=position):
+            self.run_iter(batch_idx, data_batch)
+            if self.stop_training:
+                break
+        runner.call_hook("after_train_epoch")
+
+    def progress_text(self, batch_idx: int) -> str:
+        current_epoch = (self.iter - 1) // self.iters_per_epoch + 1
+        return f"Epoch(train) [{current_epoch}][{batch_idx + 1}/{self.iters_per_epoch}]"
+
+
+class IterBasedTrainLoop(_TrainLoop):
+    """``max_iters`` iterations, cycling the dataloader; validate every ``val_interval`` iterations and at the end."""
+
+    def __init__(self, runner: Runner, dataloader: Any, max_iters: int, val_begin: int = 1, val_interval: int = 1000) -> None:
+        super().__init__(runner, dataloader, val_begin, val_interval)
+        self.max_iters = max_iters
+
+    def _cycle(self) -> Iterator[Any]:
+        sampler = getattr(self.dataloader, "sampler", None)
+        position = self.iter % self.iters_per_epoch
+        while True:
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(self.epoch)
+            yield from self._batches_from(position)
+            position = 0
+
+    def run(self) -> None:
+        runner = self.runner
+        runner.call_hook("before_train")
+        runner.call_hook("before_train_epoch")
+        runner.model.train()
+        batches = self._cycle()
+        while self.iter < self.max_iters and not self.stop_training:
+            self.run_iter(self.iter, next(batches))
+            if self.iter >= self.val_begin and (self.iter % self.val_interval == 0 or self.iter == self.max_iters):
+                self._validate()
+        runner.call_hook("after_train_epoch")
+        runner.call_hook("after_train")
+
+    def progress_text(self, batch_idx: int) -> str:
+        return f"Iter(train) [{self.iter}/{self.max_iters}]"
+
+
+class _EvalLoop:
+    """Shared by validation and test: predict every batch, feed the evaluator, report metrics."""
+
+    split = ""
+
+    def __init__(self, runner: Runner, dataloader: Any, evaluator: Evaluator) -> None:
+        self.runner = runner
+        self.dataloader = dataloader
+        self.evaluator = evaluator
+
+    def run(self) -> dict[str, float]:
+        runner, split = self.runner, self.split
+        runner.call_hook(f"before_{split}")
+        runner.call_hook(f"before_{split}_epoch")
+        model = runner.unwrapped_model
+        model.eval()
+        self.evaluator.reset()
+        progress = _Progress(len(self.dataloader), split, enabled=runner.rank == 0)
+        with torch.no_grad():
+            for batch_idx, data_batch in enumerate(self.dataloader):
+                runner.call_hook(f"before_{split}_iter", batch_idx=batch_idx, data_batch=data_batch)
+                batch = runner.preprocess(data_batch)
+                predictions = model(batch, mode="predict")
+                self.evaluator.process(batch, predictions)
+                runner.call_hook(f"after_{split}_iter", batch_idx=batch_idx, data_batch=batch, outputs=predictions)
+                progress.update(batch_idx + 1)
+        progress.close()
+        metrics = self.evaluator.evaluate()
+        runner.call_hook(f"after_{split}_epoch", metrics=metrics)
+        runner.call_hook(f"after_{split}")
+        return metrics
+
+
+class ValLoop(_EvalLoop):
+    """One pass over the validation dataloader."""
+
+    split = "val"
+
+
+class TestLoop(_EvalLoop):
+    """One pass over the test dataloader."""
+
+    split = "test"
+
+
+class _Progress:
+    """A one-line progress counter on a terminal; silent in files and pipes."""
+
+    def __init__(self, total: int, label: str, enabled: bool) -> None:
+        self.total, self.label = total, label
+        self.enabled = enabled and sys.stdout.isatty()
+
+    def update(self, done: int) -> None:
+        if self.enabled:
+            sys.stdout.write(f"\r{self.label}: {done}/{self.total}")
+            sys.stdout.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stdout.write("\r" + " " * (len(self.label) + 24) + "\r")
+            sys.stdout.flush()

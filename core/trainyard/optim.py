@@ -1,0 +1,215 @@
+"""The optimisation step: optimizer, AMP, gradient accumulation, clipping, parameter-wise rules.
+
+``optim_wrapper`` in a config::
+
+    optim_wrapper = dict(
+        optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
+        dtype='bfloat16',                 # or 'float16' (GradScaler, CUDA only), None for fp32
+        accumulative_counts=2,            # step every 2 iterations: batch x 2
+        clip_grad=dict(max_norm=1.0),
+        paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0,
+                           custom_keys={'backbone': dict(lr_mult=0.1)}),
+    )
+
+``type='AmpOptimWrapper'`` (MMEngine's name) turns AMP on with ``float16`` on CUDA and
+``bfloat16`` on the CPU unless ``dtype`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainyard.errors import ConfigError
+from trainyard.registry import OPTIMIZERS, building
+
+__all__ = ["OptimWrapper", "build_optim_wrapper", "param_groups"]
+
+_NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm, nn.LocalResponseNorm)
+_DTYPES = {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+
+
+def param_groups(model: nn.Module, base_lr: float | None, base_decay: float | None, paramwise_cfg: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """Parameter groups with lr and weight-decay multipliers.
+
+    ``norm_decay_mult`` applies to normalisation layers, ``bias_decay_mult`` to other
+    biases, and ``custom_keys`` (``{name substring: dict(lr_mult=, decay_mult=)}``,
+    longest match wins) to parameters by name. Parameters with the same multipliers
+    share a group, so the optimizer keeps its fast multi-tensor path.
+    """
+    cfg = dict(paramwise_cfg or {})
+    custom = dict(cfg.pop("custom_keys", {}) or {})
+    norm_mult = cfg.pop("norm_decay_mult", None)
+    bias_mult = cfg.pop("bias_decay_mult", None)
+    if cfg:
+        raise ConfigError(f"optim_wrapper.paramwise_cfg has unknown keys {sorted(cfg)}; use norm_decay_mult, bias_decay_mult, custom_keys")
+    groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+    for module_name, module in model.named_modules():
+        for name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad:
+                continue
+            full_name = f"{module_name}.{name}" if module_name else name
+            lr_mult, decay_mult = 1.0, 1.0
+            if isinstance(module, _NORM_LAYERS) and norm_mult is not None:
+                decay_mult = norm_mult
+            elif name == "bias" and bias_mult is not None:
+                decay_mult = bias_mult
+            matches = sorted((k for k in custom if k in full_name), key=len, reverse=True)
+            if matches:
+                rule = custom[matches[0]]
+                lr_mult = rule.get("lr_mult", lr_mult)
+                decay_mult = rule.get("decay_mult", decay_mult)
+            groups.setdefault((lr_mult, decay_mult), []).append(param)
+    result = []
+    for (lr_mult, decay_mult), params in groups.items():
+        group: dict[str, Any] = {"params": params}
+        if base_lr is not None:
+            group["lr"] = base_lr * lr_mult
+        elif lr_mult != 1.0:
+            raise ConfigError("paramwise lr_mult needs optim_wrapper.optimizer.lr")
+        if base_decay is not None:
+            group["weight_decay"] = base_decay * decay_mult
+        elif decay_mult != 1.0:
+            raise ConfigError("paramwise decay multipliers need optim_wrapper.optimizer.weight_decay")
+        result.append(group)
+    return result
+
+
+class OptimWrapper:
+    """One optimisation step per :meth:`update_params` call, whatever AMP and accumulation do.
+
+    The loss is divided by the accumulation count (by what is left of it at the end of
+    training), gradients are unscaled before clipping, and the optimizer steps every
+    ``accumulative_counts`` calls. Nothing here reads a tensor's value, so the host
+    never waits for the device.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        device: torch.device,
+        dtype: str | None = None,
+        accumulative_counts: int = 1,
+        clip_grad: Mapping[str, Any] | None = None,
+    ) -> None:
+        if accumulative_counts < 1:
+            raise ConfigError(f"optim_wrapper.accumulative_counts must be >= 1, got {accumulative_counts}")
+        self.optimizer = optimizer
+        self.device = device
+        self.accumulative_counts = accumulative_counts
+        self.clip_grad = dict(clip_grad) if clip_grad else None
+        self.amp_dtype = self._amp_dtype(dtype, device)
+        use_scaler = self.amp_dtype is torch.float16
+        self.scaler = torch.amp.GradScaler(device.type) if use_scaler else None
+        self._calls = 0
+        self._max_calls: int | None = None
+
+    @staticmethod
+    def _amp_dtype(dtype: str | None, device: torch.device) -> torch.dtype | None:
+        if dtype is None:
+            return None
+        if dtype not in _DTYPES:
+            raise ConfigError(f"optim_wrapper.dtype must be one of {sorted(_DTYPES)} or None, got {dtype!r}")
+        amp_dtype = _DTYPES[dtype]
+        if amp_dtype is torch.float16 and device.type != "cuda":
+            raise ConfigError("optim_wrapper.dtype='float16' needs CUDA; on the CPU use dtype='bfloat16'")
+        return amp_dtype
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.optimizer.param_groups
+
+    def set_progress(self, calls_done: int, max_calls: int | None) -> None:
+        """Align accumulation with the training position (after a resume)."""
+        self._calls = calls_done
+        self._max_calls = max_calls
+
+    def _steps_this_call(self) -> bool:
+        next_call = self._calls + 1
+        return next_call % self.accumulative_counts == 0 or (self._max_calls is not None and next_call >= self._max_calls)
+
+    def _divisor(self) -> int:
+        if self._max_calls is None:
+            return self.accumulative_counts
+        window_start = self._calls - self._calls % self.accumulative_counts
+        return min(self.accumulative_counts, self._max_calls - window_start)
+
+    @contextlib.contextmanager
+    def optim_context(self, model: nn.Module) -> Iterator[None]:
+        """Autocast, and no gradient all-reduce on DDP micro-steps that do not step."""
+        sync = contextlib.nullcontext()
+        if not self._steps_this_call() and hasattr(model, "no_sync"):
+            sync = model.no_sync()
+        autocast = (
+            torch.autocast(self.device.type, dtype=self.amp_dtype)
+            if self.amp_dtype is not None
+            else contextlib.nullcontext()
+        )
+        with sync, autocast:
+            yield
+
+    def update_params(self, loss: torch.Tensor, model: nn.Module | None = None) -> dict[str, torch.Tensor]:
+        """Backward, and step every ``accumulative_counts`` calls; returns ``grad_norm`` when clipping."""
+        steps = self._steps_this_call()
+        loss = loss / self._divisor() if self.accumulative_counts > 1 else loss
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+        else:
+            loss.backward()
+        self._calls += 1
+        logged: dict[str, torch.Tensor] = {}
+        if steps:
+            if self.clip_grad is not None:
+                if self.scaler is not None:
+                    self.scaler.unscale_(self.optimizer)
+                params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+                logged["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, **self.clip_grad)
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return logged
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"optimizer": self.optimizer.state_dict(), "calls": self._calls}
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self._calls = state.get("calls", self._calls)
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+
+
+def build_optim_wrapper(cfg: Mapping[str, Any], model: nn.Module, device: torch.device) -> OptimWrapper:
+    """An :class:`OptimWrapper` from the ``optim_wrapper`` config."""
+    options = dict(cfg)
+    wrapper_type = options.pop("type", "OptimWrapper")
+    if wrapper_type not in ("OptimWrapper", "AmpOptimWrapper"):
+        raise ConfigError(f"optim_wrapper.type must be 'OptimWrapper' or 'AmpOptimWrapper', got {wrapper_type!r}")
+    if wrapper_type == "AmpOptimWrapper":
+        options.setdefault("dtype", "float16" if device.type == "cuda" else "bfloat16")
+    if "optimizer" not in options:
+        raise ConfigError("optim_wrapper has no 'optimizer'")
+    optimizer_cfg = dict(options.pop("optimizer"))
+    groups = param_groups(
+        model,
+        optimizer_cfg.get("lr"),
+        optimizer_cfg.get("weight_decay"),
+        options.pop("paramwise_cfg", None),
+    )
+    with building("optim_wrapper"), building("optimizer"):
+        optimizer = OPTIMIZERS.build(optimizer_cfg, params=groups)
+    allowed = {"dtype", "accumulative_counts", "clip_grad"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ConfigError(f"optim_wrapper has unknown keys {unknown}; accepted: optimizer, paramwise_cfg, type, {', '.join(sorted(allowed))}")
+    return OptimWrapper(optimizer, device, **options)

@@ -1,0 +1,266 @@
+"""The Runner: a resolved config turned into a model, data, hooks and loops.
+
+The Runner owns the state hooks read (``model``, ``optimizer``, ``epoch``, ``iter``,
+``work_dir``, ``logger``, ...) and delegates the rest: building to the registries,
+the loop to a loop object, policy to hooks, persistence to
+:mod:`trainyard.checkpoint`, process groups to :mod:`trainyard.dist`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainyard import checkpoint, dist
+from trainyard.data import build_dataloader, to_device
+from trainyard.environment import select_device, setup_backends, setup_randomness
+from trainyard.errors import ConfigError
+from trainyard.evaluation import Evaluator
+from trainyard.hooks import Hook, HookDispatcher
+from trainyard.logging import LogBuffer, RunWriter, setup_logger
+from trainyard.optim import OptimWrapper, build_optim_wrapper
+from trainyard.registry import HOOKS, LOOPS, MODELS, SCHEDULERS, building
+
+__all__ = ["Runner"]
+
+
+class Runner:
+    """Build everything a config describes, then :meth:`train`, :meth:`val` or :meth:`test`.
+
+    Construction sets up the environment (process group, seed, run directory,
+    logger, config dump), builds the model and the hooks, and loads ``load_from``
+    weights; dataloaders, optimizer and loops are built by the method that needs them.
+    """
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        env_cfg = dict(cfg.get("env_cfg") or {})
+        dist.init_distributed(
+            cfg.get("launcher") or "none",
+            (env_cfg.get("dist_cfg") or {}).get("backend"),
+            env_cfg.get("timeout", 1800),
+        )
+        setup_backends(env_cfg)
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        self.device = select_device()
+        self.seed = setup_randomness(cfg.get("randomness"))
+        self.work_dir = Path(cfg.get("work_dir") or Path("work_dirs") / Path(getattr(cfg, "filename", None) or "run").stem)
+        self._resume_source = checkpoint.resume_source(cfg.get("resume", False), self.work_dir)
+        self.run_dir = self._choose_run_dir()
+        self.logger = setup_logger(self.run_dir / f"{self.run_dir.name}.log", self.rank, cfg.get("log_level", "INFO"))
+        self.writer = RunWriter(self.run_dir, self.rank)
+        self.log_buffer = LogBuffer()
+        if self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.py").write_text(self.config_text)
+        self.logger.info(f"run directory {self.run_dir}; seed {self.seed}; device {self.device}; world size {self.world_size}")
+        self.model = self._build_model(cfg.get("model"))
+        self.dispatcher = HookDispatcher()
+        self._build_hooks(cfg.get("default_hooks") or {}, cfg.get("custom_hooks") or [])
+        self.train_loop: Any = None
+        self.val_loop: Any = None
+        self.optim_wrapper: OptimWrapper | None = None
+        self.param_schedulers: list[Any] = []
+        self._dataloaders: dict[str, Any] = {}
+
+    @classmethod
+    def from_cfg(cls, cfg: Any) -> Runner:
+        """A Runner for a config loaded with :func:`trainyard.config.load_config` (or a dict)."""
+        return cls(cfg)
+
+    # environment ---------------------------------------------------------------
+
+    @property
+    def config_text(self) -> str:
+        pretty = getattr(self.cfg, "pretty_text", None)
+        return pretty if pretty is not None else repr(dict(self.cfg))
+
+    def _choose_run_dir(self) -> Path:
+        """``work_dir/<timestamp>``; a resumed run continues in its checkpoint's directory."""
+        previous = checkpoint.run_dir_of(self._resume_source)
+        if previous is not None and previous.parent.resolve() == self.work_dir.resolve():
+            return previous
+        stamp = dist.broadcast_object(time.strftime("%Y%m%d_%H%M%S"))
+        return self.work_dir / stamp
+
+    # model and hooks ---------------------------------------------------------
+
+    def _build_model(self, model_cfg: Mapping[str, Any] | None) -> nn.Module:
+        if model_cfg is None:
+            raise ConfigError("the config has no 'model'")
+        with building("model"):
+            model = MODELS.build(model_cfg)
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"model type {model_cfg.get('type')!r} built a {type(model).__name__}, not an nn.Module")
+        model.to(self.device)
+        wrapper_cfg = dict(self.cfg.get("model_wrapper_cfg") or {})
+        if self.world_size > 1:
+            if wrapper_cfg.pop("sync_bn", False):
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids, **wrapper_cfg)
+        compile_cfg = self.cfg.get("compile")
+        if compile_cfg:
+            model = torch.compile(model, **(compile_cfg if isinstance(compile_cfg, Mapping) else {}))
+        return model
+
+    @property
+    def unwrapped_model(self) -> nn.Module:
+        """The user's model, without DDP or ``torch.compile`` around it."""
+        model = self.model
+        model = getattr(model, "_orig_mod", model)
+        return getattr(model, "module", model) if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+    def preprocess(self, batch: Any) -> Any:
+        """The model's ``data_preprocessor``, or every tensor of the batch moved to the device."""
+        preprocessor = getattr(self.unwrapped_model, "data_preprocessor", None)
+        if preprocessor is not None:
+            return preprocessor(batch)
+        return to_device(batch, self.device)
+
+    def _build_hooks(self, default_hooks: Mapping[str, Any], custom_hooks: list[Any]) -> None:
+        configs = [(f"default_hooks.{name}", hook) for name, hook in default_hooks.items() if hook is not None]
+        configs += [(f"custom_hooks[{i}]", hook) for i, hook in enumerate(custom_hooks)]
+        for key, hook_cfg in configs:
+            if isinstance(hook_cfg, Hook):
+                self.register_hook(hook_cfg)
+                continue
+            options = dict(hook_cfg)
+            priority = options.pop("priority", None)
+            with building(key):
+                hook = HOOKS.build(options)
+            if not isinstance(hook, Hook):
+                raise ConfigError(f"{key}: {type(hook).__name__} is not a trainyard Hook")
+            self.register_hook(hook, priority)
+
+    def register_hook(self, hook: Hook, priority: int | str | None = None) -> None:
+        """Add a hook; it runs after hooks of lower or equal priority."""
+        self.dispatcher.add(hook, priority)
+
+    @property
+    def hooks(self) -> list[Hook]:
+        return self.dispatcher.hooks
+
+    def call_hook(self, point: str, **kwargs: Any) -> None:
+        self.dispatcher.call(point, self, **kwargs)
+
+    @property
+    def timer(self) -> Any:
+        """The hook that measures iteration time, if any (for the ETA)."""
+        return next((h for h in self.dispatcher.hooks if hasattr(h, "seconds_per_iter")), None)
+
+    # data --------------------------------------------------------------------
+
+    def dataloader(self, split: str) -> Any:
+        """The ``train``, ``val`` or ``test`` dataloader, built on first use."""
+        if split not in self._dataloaders:
+            key = f"{split}_dataloader"
+            if self.cfg.get(key) is None:
+                raise ConfigError(f"the config has no '{key}'")
+            self._dataloaders[split] = build_dataloader(self.cfg[key], self.seed, key, shuffle=split == "train")
+        return self._dataloaders[split]
+
+    @property
+    def train_dataloader(self) -> Any:
+        return self.dataloader("train")
+
+    # progress ----------------------------------------------------------------
+
+    @property
+    def iter(self) -> int:
+        return self.train_loop.iter if self.train_loop is not None else 0
+
+    @property
+    def epoch(self) -> int:
+        return self.train_loop.epoch if self.train_loop is not None else 0
+
+    @property
+    def max_iters(self) -> int:
+        return self.train_loop.max_iters if self.train_loop is not None else 0
+
+    @property
+    def max_epochs(self) -> int | None:
+        return getattr(self.train_loop, "max_epochs", None)
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer | None:
+        return self.optim_wrapper.optimizer if self.optim_wrapper is not None else None
+
+    # loops -------------------------------------------------------------------
+
+    def _build_loop(self, split: str) -> Any:
+        key = f"{split}_cfg"
+        loop_cfg = dict(self.cfg.get(key) or {})
+        if split != "train":
+            loop_cfg.setdefault("type", "ValLoop" if split == "val" else "TestLoop")
+            evaluator_cfg = self.cfg.get(f"{split}_evaluator")
+            if evaluator_cfg is None:
+                raise ConfigError(f"the config has '{split}_dataloader' but no '{split}_evaluator'")
+            evaluator = Evaluator.from_cfg(evaluator_cfg, f"{split}_evaluator")
+            with building(key):
+                return LOOPS.build(loop_cfg, runner=self, dataloader=self.dataloader(split), evaluator=evaluator)
+        if "type" not in loop_cfg:
+            raise ConfigError("train_cfg needs a 'type', e.g. 'EpochBasedTrainLoop' or 'IterBasedTrainLoop'")
+        with building(key):
+            return LOOPS.build(loop_cfg, runner=self, dataloader=self.dataloader("train"))
+
+    def _build_schedulers(self) -> list[Any]:
+        configs = self.cfg.get("param_scheduler") or []
+        configs = [configs] if isinstance(configs, Mapping) else list(configs)
+        schedulers = []
+        for index, scheduler_cfg in enumerate(configs):
+            with building(f"param_scheduler[{index}]"):
+                schedulers.append(SCHEDULERS.build(scheduler_cfg, optimizer=self.optimizer))
+        return schedulers
+
+    def _run(self, name: str, body: Any) -> Any:
+        start = self.dispatcher.seconds, time.perf_counter()
+        self.call_hook("before_run")
+        result = body()
+        self.call_hook("after_run")
+        total = time.perf_counter() - start[1]
+        in_hooks = self.dispatcher.seconds - start[0]
+        self.logger.info(
+            f"{name} finished: total {total:.2f} s, of which {in_hooks:.3f} s in hooks ({100 * in_hooks / max(total, 1e-9):.2f}%)"
+        )
+        self.writer.close()
+        return result
+
+    def train(self) -> nn.Module:
+        """Train as ``train_cfg`` says (validating on the way when a val set is configured)."""
+        self.train_loop = self._build_loop("train")
+        self.optim_wrapper = build_optim_wrapper(self.cfg.get("optim_wrapper") or {}, self.unwrapped_model, self.device)
+        self.param_schedulers = self._build_schedulers()
+        if self.cfg.get("val_dataloader") is not None:
+            self.val_loop = self._build_loop("val")
+        if self._resume_source is not None:
+            checkpoint.resume(self, self._resume_source)
+        elif self.cfg.get("load_from"):
+            checkpoint.load_weights(self, self.cfg["load_from"])
+        self.optim_wrapper.set_progress(self.train_loop.iter, self.train_loop.max_iters)
+        self._run("training", self.train_loop.run)
+        return self.unwrapped_model
+
+    def val(self) -> dict[str, float]:
+        """Evaluate once on the validation set."""
+        self._load_for_evaluation()
+        self.val_loop = self._build_loop("val")
+        return self._run("validation", self.val_loop.run)
+
+    def test(self) -> dict[str, float]:
+        """Evaluate once on the test set."""
+        self._load_for_evaluation()
+        return self._run("test", self._build_loop("test").run)
+
+    def _load_for_evaluation(self) -> None:
+        if self.cfg.get("load_from") and self.train_loop is None:
+            checkpoint.load_weights(self, self.cfg["load_from"])
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resume needs, in the layout of a checkpoint (see :mod:`trainyard.checkpoint`)."""
+        return checkpoint.collect_state(self)

@@ -1,0 +1,1 @@
+"""trainyard's built-in image classification plugin."""

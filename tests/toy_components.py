@@ -1,0 +1,63 @@
+"""Tiny components that follow trainyard's contracts, for tests and the tiny configs.
+
+Importing this module registers them (``custom_imports`` in ``tests/configs``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from trainyard import DATASETS, METRICS, MODELS
+from trainyard.evaluation import SumMetric
+
+
+@MODELS.register()
+class ToyNet(nn.Module):
+    """A small conv classifier without batch norm (so split batches give equal gradients)."""
+
+    def __init__(self, num_classes: int = 3, channels: int = 4, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, channels, 3, padding=1)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(channels, num_classes)
+
+    def forward(self, batch: dict, mode: str = "loss"):
+        features = torch.relu(self.conv(batch["inputs"])).mean(dim=(2, 3))
+        logits = self.head(self.dropout(features))
+        if mode == "loss":
+            return {"loss_cls": nn.functional.cross_entropy(logits, batch["targets"]), "accuracy": (logits.argmax(1) == batch["targets"]).float().mean()}
+        return logits
+
+
+@DATASETS.register()
+class ToyDataset(torch.utils.data.Dataset):
+    """Images whose mean colour tells the class, with random noise added at read time."""
+
+    def __init__(self, length: int = 24, size: int = 8, num_classes: int = 3, noise: float = 0.1) -> None:
+        self.length, self.size, self.num_classes, self.noise = length, size, num_classes, noise
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        label = index % self.num_classes
+        image = torch.full((3, self.size, self.size), label / self.num_classes)
+        image = image + self.noise * torch.randn_like(image)
+        return {"inputs": image, "targets": torch.tensor(label), "meta": {"index": index}}
+
+
+@METRICS.register()
+class ToyAccuracy(SumMetric):
+    """Top-1 accuracy from correct and total counts (summed across ranks)."""
+
+    def reset(self) -> None:
+        self.state = {"correct": torch.zeros((), dtype=torch.long), "total": torch.zeros((), dtype=torch.long)}
+
+    def process(self, batch, predictions) -> None:
+        targets = batch["targets"]
+        self.state["correct"] += (predictions.argmax(1) == targets).sum().cpu()
+        self.state["total"] += targets.numel()
+
+    def compute(self) -> dict:
+        return {"accuracy": self.state["correct"].item() / max(self.state["total"].item(), 1)}
