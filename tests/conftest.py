@@ -6,16 +6,31 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TESTS = Path(__file__).resolve().parent
+FIXTURES = TESTS / "fixtures"
+TINY_CONFIG = TESTS / "configs" / "tiny.py"
+
+
+def tiny_cfg(work_dir: Path, *overrides: str, **values: Any):
+    """The tiny config with ``work_dir`` set, ``--cfg-options`` style overrides and plain values."""
+    from trainyard.config import load_config
+
+    cfg = load_config(TINY_CONFIG, list(overrides))
+    cfg.work_dir = str(work_dir)
+    for key, value in values.items():
+        cfg[key] = value
+    return cfg
 
 
 def run_trainyard(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """``python -m trainyard ARGS`` in a new process, as a user would run it."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", **(env or {})}
+    pythonpath = os.pathsep.join(filter(None, [str(TESTS), (env or {}).get("PYTHONPATH"), os.environ.get("PYTHONPATH")]))
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", **(env or {}), "PYTHONPATH": pythonpath}
     return subprocess.run(
         [sys.executable, "-m", "trainyard", *args],
         capture_output=True,

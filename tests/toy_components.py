@@ -8,7 +8,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainyard import DATASETS, METRICS, MODELS
+import os
+import signal
+from pathlib import Path
+
+from trainyard import DATASETS, HOOKS, LOOPS, METRICS, MODELS
+from trainyard.hooks import Hook
+from trainyard.loops import IterBasedTrainLoop
 from trainyard.evaluation import SumMetric
 
 
@@ -34,8 +40,9 @@ class ToyNet(nn.Module):
 class ToyDataset(torch.utils.data.Dataset):
     """Images whose mean colour tells the class, with random noise added at read time."""
 
-    def __init__(self, length: int = 24, size: int = 8, num_classes: int = 3, noise: float = 0.1) -> None:
+    def __init__(self, length: int = 24, size: int = 8, num_classes: int = 3, noise: float = 0.1, nan_indices: tuple = ()) -> None:
         self.length, self.size, self.num_classes, self.noise = length, size, num_classes, noise
+        self.nan_indices = set(nan_indices)
 
     def __len__(self) -> int:
         return self.length
@@ -44,6 +51,8 @@ class ToyDataset(torch.utils.data.Dataset):
         label = index % self.num_classes
         image = torch.full((3, self.size, self.size), label / self.num_classes)
         image = image + self.noise * torch.randn_like(image)
+        if index in self.nan_indices:
+            image[:] = float("nan")
         return {"inputs": image, "targets": torch.tensor(label), "meta": {"index": index}}
 
 
@@ -61,3 +70,52 @@ class ToyAccuracy(SumMetric):
 
     def compute(self) -> dict:
         return {"accuracy": self.state["correct"].item() / max(self.state["total"].item(), 1)}
+
+
+@HOOKS.register()
+class KillAtIterHook(Hook):
+    """SIGKILLs its own process after iteration ``iteration``, once: ``marker`` remembers it happened."""
+
+    priority = "LOWEST"
+
+    def __init__(self, iteration: int, marker: str) -> None:
+        self.iteration, self.marker = iteration, Path(marker)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if runner.iter == self.iteration and not self.marker.exists():
+            self.marker.write_text(str(runner.iter))
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+@HOOKS.register()
+class FailingHook(Hook):
+    """Raises from inside a hook, as a buggy user hook would."""
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        raise_from_user_hook(runner.iter)
+
+
+def raise_from_user_hook(iteration: int) -> None:
+    raise ValueError(f"user hook failed at iteration {iteration}")
+
+
+@MODELS.register()
+class NoLossNet(ToyNet):
+    """Breaks the contract: its loss mode returns no key containing 'loss'."""
+
+    def forward(self, batch: dict, mode: str = "loss"):
+        result = super().forward(batch, mode)
+        return {"accuracy": result["accuracy"]} if mode == "loss" else result
+
+
+@LOOPS.register()
+class HalfStepsLoop(IterBasedTrainLoop):
+    """A loop from outside core/: an iteration-based loop that stops halfway and says so."""
+
+    def __init__(self, runner, dataloader, max_iters: int, **kwargs) -> None:
+        super().__init__(runner, dataloader, max_iters=max_iters // 2, **kwargs)
+        self.announced = f"HalfStepsLoop runs {max_iters // 2} of {max_iters} iterations"
+
+    def run(self) -> None:
+        self.runner.logger.info(self.announced)
+        super().run()

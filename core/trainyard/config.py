@@ -140,16 +140,27 @@ def _import_custom_modules(cfg: Config) -> None:
             raise
 
 
+class _DictCallsToLiterals(ast.NodeTransformer):
+    """``dict(a=1)`` -> ``{'a': 1}``, so configs' usual spelling parses as a literal."""
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args and all(k.arg for k in node.keywords):
+            return ast.Dict(keys=[ast.Constant(k.arg) for k in node.keywords], values=[k.value for k in node.keywords])
+        return node
+
+
 def _parse_value(text: str) -> Any:
-    """A Python literal where the text is one, else the text itself (spaces kept)."""
+    """A Python literal (``dict(...)`` allowed) where the text is one, else the text itself."""
     lowered = text.strip().lower()
     if lowered in ("true", "false"):
         return lowered == "true"
     if lowered in ("none", "null"):
         return None
     try:
-        return ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        tree = _DictCallsToLiterals().visit(ast.parse(text.strip(), mode="eval"))
+        return ast.literal_eval(tree)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return text
 
 

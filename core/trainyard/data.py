@@ -172,5 +172,8 @@ def build_dataloader(cfg: Mapping[str, Any], seed: int, key: str, shuffle: bool 
         sampler=sampler,
         collate_fn=collate_fn,
         worker_init_fn=_seed_worker,
+        # A generator of its own: creating an iterator must not draw from the global
+        # RNG, or a resumed run's model randomness (dropout) would drift.
+        generator=torch.Generator().manual_seed(seed),
         **options,
     )

@@ -130,6 +130,8 @@ class Runner:
             if isinstance(hook_cfg, Hook):
                 self.register_hook(hook_cfg)
                 continue
+            if not isinstance(hook_cfg, Mapping):
+                raise ConfigError(f"{key} must be a dict with a 'type' key, got {hook_cfg!r}")
             options = dict(hook_cfg)
             priority = options.pop("priority", None)
             with building(key):

@@ -1,0 +1,61 @@
+"""The command line as a user meets it: a run end to end, and one clear message per mistake."""
+
+import json
+
+import pytest
+from conftest import run_trainyard
+
+
+def test_tiny_config_trains_validates_and_tests(tmp_path):
+    train = run_trainyard("train", "tests/configs/tiny.py", "--work-dir", str(tmp_path), "--seed", "3")
+    assert train.returncode == 0, train.stderr
+    assert "Val (epoch 3)" in train.stdout and "training finished" in train.stdout
+    assert (tmp_path / "epoch_3.pth").is_file()
+    metrics_file = tmp_path / "metrics.json"
+    test = run_trainyard("test", "tests/configs/tiny.py", str(tmp_path / "epoch_3.pth"), "--work-dir", str(tmp_path), "--out", str(metrics_file))
+    assert test.returncode == 0, test.stderr
+    assert 0.0 <= json.loads(metrics_file.read_text())["accuracy"] <= 1.0
+
+
+def assert_one_clear_error(result, *fragments):
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("trainyard ")]
+    assert len(error_lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in error_lines[0]
+
+
+@pytest.mark.parametrize(
+    ("override", "fragments"),
+    [
+        ("custom_hooks=[dict(type='EMAHok')]", ["HOOKS: unknown type 'EMAHok'", "custom_hooks[0]", "Did you mean 'EMAHook'"]),
+        ("default_hooks.logger.intervall=5", ["cannot build 'LoggerHook'", "default_hooks.logger", "'intervall' (did you mean 'interval'?)", "Accepted arguments: interval, log_metric_by_epoch"]),
+        ("train_cfg.type=EpochLoop", ["LOOPS: unknown type 'EpochLoop'", "train_cfg"]),
+        ("model.type=NoLossNet", ["NoLossNet(batch, mode='loss') returned no loss", "['accuracy']"]),
+        ("trian_cfg=dict(max_epochs=1)", ["unknown top-level key 'trian_cfg': did you mean 'train_cfg'?"]),
+        ("model.num_clases=3", ["cannot build 'ToyNet'", "'num_clases' (did you mean 'num_classes'?)"]),
+    ],
+    ids=["unknown-hook", "bad-hook-argument", "unknown-loop", "model-without-loss", "top-level-typo", "bad-model-argument"],
+)
+def test_bad_input_gives_one_clear_message(tmp_path, override, fragments):
+    result = run_trainyard("train", "tests/configs/tiny.py", "--work-dir", str(tmp_path), "--cfg-options", override)
+    assert_one_clear_error(result, *fragments)
+
+
+def test_config_syntax_error_names_file_and_line(tmp_path):
+    config = tmp_path / "broken.py"
+    config.write_text("model = dict(type='ToyNet'\ntrain_cfg = 1\n")
+    result = run_trainyard("config", str(config))
+    assert_one_clear_error(result, f"{config}, line 1")
+
+
+def test_config_command_prints_resolved_config_and_explains(tmp_path):
+    result = run_trainyard("config", "tests/configs/tiny.py", "--cfg-options", "train_cfg.max_epochs=7")
+    assert result.returncode == 0, result.stderr
+    assert "max_epochs=7" in result.stdout
+    explained = run_trainyard("config", "tests/configs/tiny.py", "--explain", "--cfg-options", "train_cfg.max_epochs=7")
+    lines = explained.stdout.splitlines()
+    assert any(line.startswith("train_cfg.max_epochs = 7") and line.endswith("# --cfg-options") for line in lines)
+    assert any(line.startswith("default_hooks.timer.type = 'IterTimerHook'") and line.endswith("configs/_base_/default_runtime.py") for line in lines)
+    assert any(line.startswith("default_hooks.logger.interval = 2") and line.endswith("tests/configs/tiny.py") for line in lines)

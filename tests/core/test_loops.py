@@ -1,0 +1,83 @@
+"""Train loops: how many iterations, epochs and validations a config gives."""
+
+from conftest import tiny_cfg
+
+from trainyard.runner import Runner
+
+
+def count_validations(runner):
+    calls = []
+    original = runner.val_loop.run
+
+    def counted():
+        calls.append(runner.iter)
+        return original()
+
+    runner.val_loop.run = counted
+    return calls
+
+
+def build_for_training(runner):
+    """Build the loops as ``train()`` does, so the val loop can be observed, then train."""
+    validations = []
+    original_build = runner._build_loop
+
+    def build(split):
+        loop = original_build(split)
+        if split == "val":
+            run = loop.run
+            loop.run = lambda: (validations.append(runner.iter), run())[1]
+        return loop
+
+    runner._build_loop = build
+    runner.train()
+    return validations
+
+
+def test_epoch_based_loop_counts_and_val_interval(tmp_path):
+    # 24 samples / batch 4 = 6 iterations per epoch; validate every 2 epochs and at the end
+    runner = Runner.from_cfg(tiny_cfg(tmp_path, "train_cfg.max_epochs=3", "train_cfg.val_interval=2"))
+    validations = build_for_training(runner)
+    assert (runner.epoch, runner.iter, runner.max_iters) == (3, 18, 18)
+    assert validations == [12, 18]
+
+
+def test_epoch_based_val_begin_skips_early_validation(tmp_path):
+    runner = Runner.from_cfg(tiny_cfg(tmp_path, "train_cfg.max_epochs=3", "train_cfg.val_begin=3"))
+    assert build_for_training(runner) == [18]
+
+
+def test_iteration_based_loop_cycles_the_dataloader(tmp_path):
+    cfg = tiny_cfg(tmp_path, train_cfg=dict(type="IterBasedTrainLoop", max_iters=14, val_interval=4), param_scheduler=[])
+    runner = Runner.from_cfg(cfg)
+    epochs_seen = []
+    sampler = runner.train_dataloader.sampler
+    original_set_epoch = sampler.set_epoch
+    sampler.set_epoch = lambda epoch: (epochs_seen.append(epoch), original_set_epoch(epoch))
+    validations = build_for_training(runner)
+    assert runner.iter == 14 and runner.epoch == 2  # 14 iterations of 6 per epoch
+    assert epochs_seen[-3:] == [0, 1, 2]
+    assert validations == [4, 8, 12, 14]
+
+
+def test_loop_registered_outside_core_replaces_the_train_loop_through_config(tmp_path):
+    cfg = tiny_cfg(tmp_path, train_cfg=dict(type="HalfStepsLoop", max_iters=8, val_interval=100), param_scheduler=[])
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert type(runner.train_loop).__name__ == "HalfStepsLoop"
+    assert runner.iter == 4
+    log_text = (runner.run_dir / f"{runner.run_dir.name}.log").read_text()
+    assert "HalfStepsLoop runs 4 of 8 iterations" in log_text
+
+
+def test_early_stopping_ends_training(tmp_path):
+    cfg = tiny_cfg(
+        tmp_path,
+        "train_cfg.max_epochs=10",
+        "optim_wrapper.optimizer.lr=0.0",
+        custom_hooks=[dict(type="EarlyStoppingHook", monitor="accuracy", patience=2)],
+        param_scheduler=[],
+    )
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.epoch == 3  # no improvement with lr 0: best at epoch 1, then 2 epochs of patience

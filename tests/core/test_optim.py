@@ -1,0 +1,102 @@
+"""The optimisation step: accumulation, clipping, AMP on the CPU, parameter-wise rules."""
+
+import pytest
+import torch
+from conftest import tiny_cfg
+from torch import nn
+
+from trainyard import ConfigError
+from trainyard.optim import OptimWrapper, build_optim_wrapper
+from trainyard.runner import Runner
+
+
+def trained_weights(tmp_path, batch_size, accumulative_counts, iterations):
+    cfg = tiny_cfg(
+        tmp_path,
+        f"train_dataloader.batch_size={batch_size}",
+        "train_dataloader.sampler=dict(type='DefaultSampler', shuffle=False)",
+        f"optim_wrapper.accumulative_counts={accumulative_counts}",
+        "optim_wrapper.optimizer=dict(type='SGD', lr=0.5)",
+        "default_hooks.checkpoint=None",
+        train_cfg=dict(type="IterBasedTrainLoop", max_iters=iterations, val_interval=1000),
+        param_scheduler=[],
+        val_dataloader=None,
+        val_cfg=None,
+    )
+    return Runner.from_cfg(cfg).train().state_dict()
+
+
+def test_accumulating_two_batches_of_4_equals_one_batch_of_8(tmp_path):
+    accumulated = trained_weights(tmp_path / "a", batch_size=4, accumulative_counts=2, iterations=6)
+    large = trained_weights(tmp_path / "b", batch_size=8, accumulative_counts=1, iterations=3)
+    for key in large:
+        torch.testing.assert_close(accumulated[key], large[key], rtol=1e-5, atol=1e-6)
+
+
+def test_accumulation_steps_at_the_end_of_training_with_the_remaining_count():
+    parameter = nn.Parameter(torch.zeros(1))
+    wrapper = OptimWrapper(torch.optim.SGD([parameter], lr=1.0), torch.device("cpu"), accumulative_counts=4)
+    wrapper.set_progress(0, 6)
+    for _ in range(6):
+        wrapper.update_params((1.0 - parameter).sum())  # gradient -1 each call
+    # first window: 4 calls of -1/4 -> step of +1; last window: 2 calls of -1/2 -> step of +1
+    assert parameter.item() == pytest.approx(2.0)
+
+
+def test_clipping_bounds_the_gradient_norm():
+    parameter = nn.Parameter(torch.zeros(3))
+    wrapper = OptimWrapper(torch.optim.SGD([parameter], lr=1.0), torch.device("cpu"), clip_grad={"max_norm": 0.01})
+    logged = wrapper.update_params((parameter * torch.tensor([100.0, 200.0, 300.0])).sum())
+    assert logged["grad_norm"].item() == pytest.approx((100**2 + 200**2 + 300**2) ** 0.5)
+    assert parameter.detach().norm().item() == pytest.approx(0.01, rel=1e-4)
+
+
+def test_bfloat16_autocast_runs_on_cpu():
+    model = nn.Linear(4, 2)
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1), torch.device("cpu"), dtype="bfloat16")
+    with wrapper.optim_context(model):
+        output = model(torch.randn(3, 4))
+    assert output.dtype is torch.bfloat16
+    before = model.weight.detach().clone()
+    wrapper.update_params(output.float().pow(2).mean())
+    assert not torch.equal(before, model.weight)
+
+
+def test_amp_training_runs_end_to_end_on_cpu(tmp_path):
+    cfg = tiny_cfg(tmp_path, "train_cfg.max_epochs=1", "optim_wrapper.type=AmpOptimWrapper")
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.optim_wrapper.amp_dtype is torch.bfloat16
+
+
+def test_float16_on_cpu_is_a_config_error():
+    with pytest.raises(ConfigError, match="float16.*needs CUDA"):
+        OptimWrapper(torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1), torch.device("cpu"), dtype="float16")
+
+
+class NetWithNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+        self.head = nn.Linear(4, 2)
+
+
+def test_paramwise_rules_set_decay_and_lr_multipliers():
+    model = NetWithNorm()
+    cfg = dict(
+        optimizer=dict(type="SGD", lr=0.1, weight_decay=1e-4),
+        paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0, custom_keys={"head": dict(lr_mult=0.1)}),
+    )
+    optimizer = build_optim_wrapper(cfg, model, torch.device("cpu")).optimizer
+    settings = {id(p): (g["lr"], g["weight_decay"]) for g in optimizer.param_groups for p in g["params"]}
+    assert settings[id(model.backbone[0].weight)] == pytest.approx((0.1, 1e-4))
+    assert settings[id(model.backbone[0].bias)] == pytest.approx((0.1, 0.0))
+    assert settings[id(model.backbone[1].weight)] == pytest.approx((0.1, 0.0))
+    assert settings[id(model.head.weight)] == pytest.approx((0.01, 1e-4))
+    assert settings[id(model.head.bias)] == pytest.approx((0.01, 0.0))
+    assert len(optimizer.param_groups) == 4  # parameters with equal rules share a group
+
+
+def test_unknown_optim_wrapper_key_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown keys \\['clip_grads'\\]"):
+        build_optim_wrapper(dict(optimizer=dict(type="SGD", lr=0.1), clip_grads=dict(max_norm=1)), nn.Linear(1, 1), torch.device("cpu"))
