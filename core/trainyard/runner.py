@@ -8,6 +8,7 @@ the loop to a loop object, policy to hooks, persistence to
 
 from __future__ import annotations
 
+import pprint
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -77,8 +78,11 @@ class Runner:
 
     @property
     def config_text(self) -> str:
-        pretty = getattr(self.cfg, "pretty_text", None)
-        return pretty if pretty is not None else repr(dict(self.cfg))
+        """The resolved config as Python text (a readable repr when it holds live objects)."""
+        try:
+            return self.cfg.pretty_text
+        except (AttributeError, SyntaxError):
+            return pprint.pformat(self.cfg.to_dict() if hasattr(self.cfg, "to_dict") else dict(self.cfg))
 
     def _choose_run_dir(self) -> Path:
         """``work_dir/<timestamp>``; a resumed run continues in its checkpoint's directory."""
@@ -98,6 +102,7 @@ class Runner:
         if not isinstance(model, nn.Module):
             raise ConfigError(f"model type {model_cfg.get('type')!r} built a {type(model).__name__}, not an nn.Module")
         model.to(self.device)
+        self._unwrapped_model = model
         wrapper_cfg = dict(self.cfg.get("model_wrapper_cfg") or {})
         if self.world_size > 1:
             if wrapper_cfg.pop("sync_bn", False):
@@ -112,9 +117,7 @@ class Runner:
     @property
     def unwrapped_model(self) -> nn.Module:
         """The user's model, without DDP or ``torch.compile`` around it."""
-        model = self.model
-        model = getattr(model, "_orig_mod", model)
-        return getattr(model, "module", model) if isinstance(model, nn.parallel.DistributedDataParallel) else model
+        return self._unwrapped_model
 
     def preprocess(self, batch: Any) -> Any:
         """The model's ``data_preprocessor``, or every tensor of the batch moved to the device."""

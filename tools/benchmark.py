@@ -1,0 +1,194 @@
+#!/usr/bin/env python
+"""How much the Runner costs per iteration, against a plain hand-written PyTorch loop.
+
+Both train the same small model on the same in-memory data, in this one process,
+in alternating rounds (plain, Runner, Runner, plain, ...) so that drift in machine
+speed hits both. The Runner runs with the default hooks (timer, logger every 50
+iterations, LR schedule, checkpoint, sampler seeding). Each side records a
+timestamp at the end of every iteration; the per-iteration time is the median
+over rounds of (last - first after warm-up) / iterations.
+
+    python tools/benchmark.py                  # CPU (one thread), default sizes
+    python tools/benchmark.py --device cuda    # GPU throughput, when there is one
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from trainyard import DATASETS, MODELS
+from trainyard.hooks import Hook
+
+
+@MODELS.register()
+class BenchNet(nn.Module):
+    """A small conv net: three 3x3 convolutions, global pooling, a linear head."""
+
+    def __init__(self, channels: int = 32, num_classes: int = 10) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, channels, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1, stride=2), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
+        )
+        self.head = nn.Linear(channels, num_classes)
+
+    def forward(self, batch: dict, mode: str = "loss"):
+        logits = self.head(self.features(batch["inputs"]).mean(dim=(2, 3)))
+        if mode == "loss":
+            return {"loss_cls": nn.functional.cross_entropy(logits, batch["targets"])}
+        return logits
+
+
+@DATASETS.register()
+class InMemoryImages(torch.utils.data.Dataset):
+    """Random images and labels, made once and held in memory."""
+
+    def __init__(self, length: int = 512, size: int = 32, num_classes: int = 10) -> None:
+        generator = torch.Generator().manual_seed(0)
+        self.images = torch.randn(length, 3, size, size, generator=generator)
+        self.labels = torch.randint(num_classes, (length,), generator=generator)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"inputs": self.images[index], "targets": self.labels[index]}
+
+
+class IterationClock(Hook):
+    """Records when each iteration ends: the same measurement the plain loop makes."""
+
+    priority = "LOWEST"
+
+    def __init__(self, stamps: list) -> None:
+        self.stamps = stamps
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self.stamps.append(time.perf_counter())
+
+
+def plain_loop(args: argparse.Namespace, device: torch.device) -> tuple[float, list[float]]:
+    """What a user writes by hand: model, optimizer, DataLoader, loop."""
+    start = time.perf_counter()
+    torch.manual_seed(0)
+    model = BenchNet().to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loader = torch.utils.data.DataLoader(
+        InMemoryImages(args.samples, args.image_size), batch_size=args.batch_size, shuffle=True, drop_last=True
+    )
+    stamps: list[float] = []
+    model.train()
+    while len(stamps) < args.iters:
+        for batch in loader:
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            losses = model(batch, mode="loss")
+            loss = sum(v for k, v in losses.items() if "loss" in k)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            stamps.append(time.perf_counter())
+            if len(stamps) == args.iters:
+                break
+    return start, stamps
+
+
+def runner_loop(args: argparse.Namespace, device: torch.device, work_dir: Path) -> tuple[float, list[float]]:
+    """The same training through a config and the Runner, default hooks on."""
+    from mmengine.config import Config
+
+    from trainyard.runner import Runner
+
+    stamps: list[float] = []
+    hooks: list[Hook] = [IterationClock(stamps)]
+    if device.type == "cuda":
+        hooks.append(_CudaSync())
+    cfg = Config.fromfile(str(Path(__file__).resolve().parents[1] / "configs/_base_/default_runtime.py"))
+    cfg.merge_from_dict(
+        dict(
+            model=dict(type="BenchNet"),
+            train_dataloader=dict(
+                batch_size=args.batch_size, drop_last=True,
+                dataset=dict(type="InMemoryImages", length=args.samples, size=args.image_size),
+            ),
+            optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.01, momentum=0.9)),
+            param_scheduler=[dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=50)],
+            train_cfg=dict(type="IterBasedTrainLoop", max_iters=args.iters, val_interval=10**9),
+            randomness=dict(seed=0),
+            work_dir=str(work_dir),
+        )
+    )
+    cfg.custom_hooks = hooks
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        Runner.from_cfg(cfg).train()
+    return start, stamps
+
+
+class _CudaSync(Hook):
+    """On CUDA both sides wait for the step to finish before taking the time."""
+
+    priority = "LOWEST"
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        torch.cuda.synchronize(runner.device)
+
+
+def per_iteration(stamps: list[float], warmup: int) -> float:
+    return (stamps[-1] - stamps[warmup]) / (len(stamps) - 1 - warmup)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--iters", type=int, default=400, help="iterations per run")
+    parser.add_argument("--warmup", type=int, default=20, help="iterations left out of the timing")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (each runs both sides)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--samples", type=int, default=512)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 gives steadier numbers)")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+
+    results: dict[str, list[tuple[float, float]]] = {"plain": [], "runner": []}
+    plain_loop(argparse.Namespace(**{**vars(args), "iters": 3}), device)  # process warm-up, not timed
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_index in range(args.rounds):
+            order = ["plain", "runner"] if round_index % 2 == 0 else ["runner", "plain"]
+            for side in order:
+                if side == "plain":
+                    start, stamps = plain_loop(args, device)
+                else:
+                    start, stamps = runner_loop(args, device, Path(tmp) / f"round{round_index}")
+                results[side].append((stamps[0] - start, per_iteration(stamps, args.warmup)))
+                print(f"round {round_index + 1} {side:>6}: first iteration after {stamps[0] - start:.3f} s, "
+                      f"{1000 * results[side][-1][1]:.3f} ms/iter", file=sys.stderr)
+
+    plain_iter = statistics.median(r[1] for r in results["plain"])
+    runner_iter = statistics.median(r[1] for r in results["runner"])
+    plain_first = statistics.median(r[0] for r in results["plain"])
+    runner_first = statistics.median(r[0] for r in results["runner"])
+    print(f"device {device}, {torch.get_num_threads()} thread(s), batch {args.batch_size}, "
+          f"{args.image_size}x{args.image_size}, {args.iters} iterations x {args.rounds} rounds")
+    print(f"plain loop : {1000 * plain_iter:.3f} ms/iter, first iteration after {plain_first:.3f} s")
+    print(f"Runner     : {1000 * runner_iter:.3f} ms/iter, first iteration after {runner_first:.3f} s")
+    print(f"overhead ratio (Runner / plain, per iteration): {runner_iter / plain_iter:.4f}")
+    print(f"extra time to the first iteration: {runner_first - plain_first:.3f} s")
+
+
+if __name__ == "__main__":
+    main()
