@@ -10,7 +10,15 @@ import importlib
 from typing import Any
 
 from trainyard import core_components as _core_components  # noqa: F401  (lazy registrations)
-from trainyard.errors import CheckpointError, ConfigError, PluginError, RegistryError, TrainyardError
+from trainyard.errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    ModelContractError,
+    PluginError,
+    RegistryError,
+    TrainyardError,
+)
 from trainyard.plugins import hookimpl
 from trainyard.registry import (
     COLLATE_FUNCTIONS,
@@ -33,6 +41,13 @@ _LAZY_EXPORTS: dict[str, str] = {
     "load_config": "trainyard.config",
     "validate_config": "trainyard.config",
     "explain": "trainyard.config",
+    "Runner": "trainyard.runner",
+    "Hook": "trainyard.hooks",
+    "Metric": "trainyard.evaluation",
+    "SumMetric": "trainyard.evaluation",
+    "GatherMetric": "trainyard.evaluation",
+    "build_pipeline": "trainyard.data",
+    "to_device": "trainyard.data",
 }
 
 
@@ -68,5 +83,7 @@ __all__ = [
     "RegistryError",
     "PluginError",
     "CheckpointError",
+    "DatasetError",
+    "ModelContractError",
     *_LAZY_EXPORTS,
 ]

@@ -29,3 +29,7 @@ class CheckpointError(TrainyardError):
 
 class ModelContractError(TrainyardError):
     """A model, dataset or metric does not follow trainyard's data contract."""
+
+
+class DatasetError(TrainyardError):
+    """A dataset path is missing or a file in it cannot be read; the message names it."""

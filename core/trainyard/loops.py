@@ -211,7 +211,7 @@ class _EvalLoop:
                 batch = runner.preprocess(data_batch)
                 predictions = model(batch, mode="predict")
                 self.evaluator.process(batch, predictions)
-                runner.call_hook(f"after_{split}_iter", batch_idx=batch_idx, data_batch=batch, outputs=predictions)
+                runner.call_hook(f"after_{split}_iter", batch_idx=batch_idx, data_batch=data_batch, outputs=predictions)
                 progress.update(batch_idx + 1)
         progress.close()
         metrics = self.evaluator.evaluate()

@@ -1,5 +1,54 @@
-"""Entry point of the built-in semantic segmentation plugin (`trainyard_seg` in the `trainyard.plugins` group).
+"""Entry point of the built-in semantic segmentation plugin (``trainyard_seg``).
 
-It registers through the same hooks as a third-party plugin and imports only
-trainyard's public API. Its components arrive with the semantic segmentation task.
+It registers through the same hooks as a third-party plugin, lazily, and imports
+only trainyard's public API.
 """
+
+from trainyard import hookimpl
+
+_MODELS = {
+    "UNet": "trainyard_seg.models.unet:UNet",
+    "FCNResNet50": "trainyard_seg.models.torchvision_models:FCNResNet50",
+    "DeepLabV3ResNet50": "trainyard_seg.models.torchvision_models:DeepLabV3ResNet50",
+    "DeepLabV3MobileNetV3": "trainyard_seg.models.torchvision_models:DeepLabV3MobileNetV3",
+    "LRASPPMobileNetV3": "trainyard_seg.models.torchvision_models:LRASPPMobileNetV3",
+    "SegDataPreprocessor": "trainyard_seg.models.data_preprocessor:SegDataPreprocessor",
+}
+_DATASETS = {
+    "ShapesDataset": "trainyard_seg.datasets.shapes:ShapesDataset",
+    "FolderSegDataset": "trainyard_seg.datasets.folder:FolderSegDataset",
+    "VOCSegDataset": "trainyard_seg.datasets.voc:VOCSegDataset",
+    "CityscapesDataset": "trainyard_seg.datasets.cityscapes:CityscapesDataset",
+}
+_TRANSFORMS = {
+    "SegRandomCrop": "trainyard_seg.transforms:SegRandomCrop",
+    "SegPad": "trainyard_seg.transforms:SegPad",
+}
+
+
+@hookimpl
+def register_models(registry):
+    for name, path in _MODELS.items():
+        registry.register_lazy(name, path)
+
+
+@hookimpl
+def register_datasets(registry):
+    for name, path in _DATASETS.items():
+        registry.register_lazy(name, path)
+
+
+@hookimpl
+def register_transforms(registry):
+    for name, path in _TRANSFORMS.items():
+        registry.register_lazy(name, path)
+
+
+@hookimpl
+def register_metrics(registry):
+    registry.register_lazy("IoUMetric", "trainyard_seg.metrics:IoUMetric")
+
+
+@hookimpl
+def register_hooks(registry):
+    registry.register_lazy("SegVisualizationHook", "trainyard_seg.visualization:SegVisualizationHook")

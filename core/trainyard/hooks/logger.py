@@ -55,7 +55,8 @@ class LoggerHook(Hook):
             return
         by_epoch = self.log_metric_by_epoch and getattr(runner.train_loop, "by_epoch", False)
         step = runner.epoch if by_epoch else runner.iter
-        numbers = "  ".join(f"{k}: {_format(v)}" for k, v in metrics.items() if _is_number(v))
+        # per-class values ('IoU.car') go to the scalar files; the console keeps the summary
+        numbers = "  ".join(f"{k}: {_format(v)}" for k, v in metrics.items() if _is_number(v) and "." not in k)
         runner.logger.info(f"{split.capitalize()} ({'epoch' if by_epoch else 'iter'} {step})  {numbers}")
         runner.writer.add_scalars(
             {k: v for k, v in metrics.items() if _is_number(v)}, step=runner.iter, prefix=f"{split}/"

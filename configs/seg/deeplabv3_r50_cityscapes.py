@@ -1,0 +1,18 @@
+# torchvision's DeepLabV3-ResNet50 on Cityscapes: set data_root to the folder holding
+# leftImg8bit/ and gtFine/. Pretrained weights only from a local file (load_from).
+_base_ = [
+    '../_base_/datasets/cityscapes.py',
+    '../_base_/default_runtime.py',
+    '../_base_/schedules/schedule_80k.py',
+]
+model = dict(
+    type='DeepLabV3ResNet50',
+    num_classes=19,
+    aux_loss=True,
+    data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375]),
+)
+model_wrapper_cfg = dict(sync_bn=True)
+default_hooks = dict(
+    logger=dict(interval=50),
+    checkpoint=dict(by_epoch=False, interval=8000, max_keep_ckpts=2, save_best='mIoU'),
+)

@@ -1,0 +1,119 @@
+"""The base of every segmentation dataset: reading files, the pipeline, the sample dict."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torchvision import tv_tensors
+
+from trainyard import DatasetError, build_pipeline
+
+IGNORE_INDEX = 255
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """An RGB image as uint8 ``[3,H,W]``; a missing or corrupt file is a :class:`DatasetError`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            array = np.asarray(image.convert("RGB"))
+    except FileNotFoundError:
+        raise DatasetError(f"image file not found: {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise DatasetError(f"cannot read image {path}: {exc}") from None
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
+def read_label_map(path: Path) -> torch.Tensor:
+    """A label PNG (grey or palette indices) as uint8 ``[H,W]``."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("L", "P", "I;16", "I"):
+                raise DatasetError(f"label map {path} has mode {image.mode}; expected class indices (mode L or P)")
+            array = np.asarray(image)
+    except FileNotFoundError:
+        raise DatasetError(f"label file not found: {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise DatasetError(f"cannot read label map {path}: {exc}") from None
+    if array.max(initial=0) > 255:
+        raise DatasetError(f"label map {path} has values above 255")
+    return torch.from_numpy(array.astype(np.uint8))
+
+
+def lookup_table(label_map: Mapping[int, int] | None, ignore_index: int = IGNORE_INDEX) -> torch.Tensor | None:
+    """A 256-entry table for ``label_map``: listed ids are renamed, all others become ``ignore_index``."""
+    if not label_map:
+        return None
+    table = torch.full((256,), ignore_index, dtype=torch.uint8)
+    for source, target in label_map.items():
+        table[int(source)] = int(target)
+    return table
+
+
+class SegDataset(torch.utils.data.Dataset):
+    """Base class: subclasses list their samples and read one as ``(image, label map, meta)``.
+
+    Args:
+        pipeline: ``torchvision.transforms.v2`` configs applied jointly to the image
+            (``tv_tensors.Image``) and label map (``tv_tensors.Mask``).
+        classes, palette: names and RGB colours of the classes (for logs and pictures).
+        label_map: ``{raw id: train id}``; ids not listed become 255 (ignored).
+    """
+
+    CLASSES: tuple[str, ...] = ()
+    PALETTE: tuple[tuple[int, int, int], ...] = ()
+
+    def __init__(self, pipeline: Sequence[Any] | None = None, classes: Sequence[str] | None = None,
+                 palette: Sequence[Sequence[int]] | None = None, label_map: Mapping[int, int] | None = None) -> None:
+        self.pipeline = build_pipeline(pipeline)
+        self.classes = tuple(classes or self.CLASSES)
+        self.palette = tuple(tuple(c) for c in (palette or self.PALETTE or default_palette(len(self.classes))))
+        self.table = lookup_table(label_map)
+
+    @property
+    def metainfo(self) -> dict[str, Any]:
+        return {"classes": self.classes, "palette": self.palette}
+
+    def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        image, label_map, meta = self.load(index)
+        if self.table is not None:
+            label_map = self.table[label_map.long()]
+        sample = {"inputs": tv_tensors.Image(image), "targets": tv_tensors.Mask(label_map)}
+        if self.pipeline is not None:
+            sample = self.pipeline(sample)
+        return {
+            "inputs": sample["inputs"].as_subclass(torch.Tensor),
+            "targets": sample["targets"].as_subclass(torch.Tensor).long(),
+            "meta": {"index": index, "ori_size": tuple(image.shape[-2:]), **meta},
+        }
+
+
+def default_palette(count: int) -> list[tuple[int, int, int]]:
+    """Pascal VOC's colour map: distinct colours from the bits of the class index."""
+    palette = []
+    for index in range(max(count, 1)):
+        red = green = blue = 0
+        value = index
+        for shift in range(7, -1, -1):
+            red |= (value & 1) << shift
+            green |= ((value >> 1) & 1) << shift
+            blue |= ((value >> 2) & 1) << shift
+            value >>= 3
+        palette.append((red, green, blue))
+    return palette
+
+
+def require_directory(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise DatasetError(f"{what} not found: {path}")
+    return path

@@ -1,0 +1,90 @@
+"""Segmentation metrics from a confusion matrix that is summed across ranks, never gathered."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from trainyard import ModelContractError, SumMetric
+
+IGNORE_INDEX = 255
+
+
+class IoUMetric(SumMetric):
+    """Per-class IoU and accuracy, mIoU, mAcc and aAcc (fractions in [0, 1]).
+
+    Classes absent from both the labels and the predictions have no IoU and are left
+    out of the means. Pixels labelled ``ignore_index`` are not counted.
+
+    Args:
+        num_classes: number of classes.
+        class_names: names for the per-class table and keys (default: indices).
+        ignore_index: label value that is not evaluated.
+        per_class: also report ``IoU.<name>`` and ``Acc.<name>``.
+    """
+
+    def __init__(self, num_classes: int, class_names: Sequence[str] | None = None, ignore_index: int = IGNORE_INDEX,
+                 per_class: bool = True) -> None:
+        self.num_classes = num_classes
+        self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+        if len(self.class_names) != num_classes:
+            raise ValueError(f"IoUMetric has {num_classes} classes but {len(self.class_names)} class_names")
+        self.ignore_index = ignore_index
+        self.per_class = per_class
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = {"confusion": torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)}
+
+    def process(self, batch: dict[str, Any], predictions: Any) -> None:
+        targets = batch["targets"]
+        pairs = zip(targets, predictions) if isinstance(predictions, list) or isinstance(targets, list) else [(targets, predictions)]
+        for target, prediction in pairs:
+            if target.shape != prediction.shape:
+                raise ModelContractError(
+                    f"IoUMetric: prediction shape {tuple(prediction.shape)} differs from label shape {tuple(target.shape)}; "
+                    "predictions must be label maps at the labels' size"
+                )
+            valid = target != self.ignore_index
+            index = target[valid].long() * self.num_classes + prediction[valid].long()
+            counts = torch.bincount(index, minlength=self.num_classes**2)
+            self.state["confusion"] += counts.reshape(self.num_classes, self.num_classes).cpu()
+
+    def compute(self) -> dict[str, float]:
+        confusion = self.state["confusion"].double()
+        correct = confusion.diag()
+        labelled = confusion.sum(dim=1)
+        predicted = confusion.sum(dim=0)
+        union = labelled + predicted - correct
+        iou = torch.where(union > 0, correct / union.clamp(min=1), torch.full_like(correct, float("nan")))
+        accuracy = torch.where(labelled > 0, correct / labelled.clamp(min=1), torch.full_like(correct, float("nan")))
+        results = {
+            "mIoU": _nanmean(iou),
+            "mAcc": _nanmean(accuracy),
+            "aAcc": (correct.sum() / confusion.sum()).item() if confusion.sum() > 0 else float("nan"),
+        }
+        if self.per_class:
+            for name, class_iou, class_accuracy in zip(self.class_names, iou.tolist(), accuracy.tolist()):
+                results[f"IoU.{name}"] = class_iou
+                results[f"Acc.{name}"] = class_accuracy
+        logging.getLogger("trainyard").info("per-class results:\n" + self.table(iou, accuracy))
+        return results
+
+    def table(self, iou: torch.Tensor, accuracy: torch.Tensor) -> str:
+        width = max(len(name) for name in self.class_names + ["class"])
+        lines = [f"{'class':<{width}}  {'IoU %':>7}  {'Acc %':>7}"]
+        for name, class_iou, class_accuracy in zip(self.class_names, iou.tolist(), accuracy.tolist()):
+            lines.append(f"{name:<{width}}  {_percent(class_iou):>7}  {_percent(class_accuracy):>7}")
+        return "\n".join(lines)
+
+
+def _nanmean(values: torch.Tensor) -> float:
+    present = values[~values.isnan()]
+    return present.mean().item() if present.numel() else float("nan")
+
+
+def _percent(value: float) -> str:
+    return "   -   " if value != value else f"{100 * value:.2f}"

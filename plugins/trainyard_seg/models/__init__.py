@@ -1,0 +1,1 @@
+"""Segmentation models following trainyard's model contract."""
