@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from trainyard.data import sample_seed
 from trainyard_seg.datasets.base import SegDataset
 
 CLASS_TINTS = {1: (200, 60, 60), 2: (60, 190, 70), 3: (70, 90, 210)}
@@ -55,7 +56,7 @@ class ShapesDataset(SegDataset):
 
     def generate(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample ``index`` as (uint8 image ``[3,S,S]``, uint8 label map ``[S,S]``)."""
-        generator = torch.Generator().manual_seed(((self.seed * 3 + SPLIT_OFFSETS[self.split]) << 32) + index)
+        generator = torch.Generator().manual_seed(sample_seed(self.seed, SPLIT_OFFSETS[self.split], index))
 
         def uniform(low: float, high: float) -> float:
             return low + (high - low) * torch.rand((), generator=generator).item()
