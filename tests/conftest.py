@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -27,15 +28,30 @@ def tiny_cfg(work_dir: Path, *overrides: str, **values: Any):
     return cfg
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def trainyard_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child process: tests/ importable, no colour, unbuffered output."""
+    pythonpath = os.pathsep.join(filter(None, [str(TESTS), (env or {}).get("PYTHONPATH"), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", **(env or {}), "PYTHONPATH": pythonpath}
+
+
+def run_command(command: list[str], env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """A command from the repository root, as a user would type it."""
+    return subprocess.run(command, capture_output=True, text=True, env=trainyard_env(env), cwd=REPO, timeout=timeout)
+
+
 def run_trainyard(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """``python -m trainyard ARGS`` in a new process, as a user would run it."""
-    pythonpath = os.pathsep.join(filter(None, [str(TESTS), (env or {}).get("PYTHONPATH"), os.environ.get("PYTHONPATH")]))
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", **(env or {}), "PYTHONPATH": pythonpath}
     return subprocess.run(
         [sys.executable, "-m", "trainyard", *args],
         capture_output=True,
         text=True,
-        env=full_env,
+        env=trainyard_env(env),
         cwd=cwd or REPO,
         timeout=timeout,
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 from trainyard import DATASETS, HOOKS, LOOPS, METRICS, MODELS
 from trainyard.hooks import Hook
 from trainyard.loops import IterBasedTrainLoop
-from trainyard.evaluation import SumMetric
+from trainyard.evaluation import GatherMetric, SumMetric
 
 
 @MODELS.register()
@@ -78,10 +78,12 @@ class KillAtIterHook(Hook):
 
     priority = "LOWEST"
 
-    def __init__(self, iteration: int, marker: str) -> None:
-        self.iteration, self.marker = iteration, Path(marker)
+    def __init__(self, iteration: int, marker: str, rank: int | None = None) -> None:
+        self.iteration, self.marker, self.rank = iteration, Path(marker), rank
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if self.rank is not None and runner.rank != self.rank:
+            return
         if runner.iter == self.iteration and not self.marker.exists():
             self.marker.write_text(str(runner.iter))
             os.kill(os.getpid(), signal.SIGKILL)
@@ -89,10 +91,14 @@ class KillAtIterHook(Hook):
 
 @HOOKS.register()
 class FailingHook(Hook):
-    """Raises from inside a hook, as a buggy user hook would."""
+    """Raises from inside a hook, as a buggy user hook would (on one rank only if ``rank`` is set)."""
+
+    def __init__(self, rank: int | None = None) -> None:
+        self.rank = rank
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        raise_from_user_hook(runner.iter)
+        if self.rank is None or runner.rank == self.rank:
+            raise_from_user_hook(runner.iter)
 
 
 def raise_from_user_hook(iteration: int) -> None:
@@ -119,3 +125,17 @@ class HalfStepsLoop(IterBasedTrainLoop):
     def run(self) -> None:
         self.runner.logger.info(self.announced)
         super().run()
+
+
+@METRICS.register()
+class ToyGatherAccuracy(GatherMetric):
+    """Accuracy from per-sample results gathered from every rank (each sample once)."""
+
+    def process(self, batch, predictions) -> None:
+        correct = (predictions.argmax(1) == batch["targets"]).tolist()
+        self.results.extend((meta["index"], ok) for meta, ok in zip(batch["meta"], correct))
+
+    def compute(self) -> dict:
+        indices = [index for index, _ in self.results]
+        assert len(indices) == len(set(indices)), "a sample was counted twice"
+        return {"gathered_accuracy": sum(ok for _, ok in self.results) / max(len(self.results), 1), "samples": len(self.results)}

@@ -123,7 +123,31 @@ def init_distributed(launcher: str = "none", backend: str | None = None, timeout
         backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(get_local_rank())
-    torch_dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
+    timeout = datetime.timedelta(seconds=timeout_s)
+    rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    torch_dist.init_process_group(
+        backend=backend, store=_store_for_this_attempt(rank, world_size, timeout), rank=rank, world_size=world_size, timeout=timeout
+    )
+
+
+def _store_for_this_attempt(rank: int, world_size: int, timeout: datetime.timedelta) -> torch_dist.Store:
+    """The rendezvous store, with keys kept apart for each torchrun restart.
+
+    After ``torchrun --max-restarts`` restarts the workers, the store still holds the
+    addresses the dead workers published; without a prefix per attempt the new
+    workers read them and fail to connect.
+    """
+    agent_hosts_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = torch_dist.TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        world_size,
+        is_master=not agent_hosts_store and rank == 0,
+        timeout=timeout,
+        multi_tenant=not agent_hosts_store,
+    )
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return torch_dist.PrefixStore(f"trainyard/attempt_{attempt}/", store)
 
 
 def _export_slurm_environment() -> None:

@@ -1,0 +1,122 @@
+"""Distributed training for real: 2 CPU processes with gloo, started by torchrun."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import free_port, run_command, run_trainyard
+
+from trainyard.checkpoint import read_checkpoint
+
+TINY = "tests/configs/tiny.py"
+
+
+def dist_train(work_dir, *options, nproc=2, env=None, timeout=300):
+    env = {"PORT": str(free_port()), **(env or {})}
+    return run_command(["bash", "tools/dist_train.sh", TINY, str(nproc), "--work-dir", str(work_dir), *options], env=env, timeout=timeout)
+
+
+def test_dist_train_script_runs_two_processes_and_the_checkpoint_loads_in_one(tmp_path):
+    result = dist_train(tmp_path, "--cfg-options", "train_cfg.max_epochs=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "world size 2" in result.stdout
+    assert result.stdout.count("training finished") == 1  # only rank 0 prints
+    state = read_checkpoint(tmp_path / "epoch_2.pth")
+    assert state["meta"]["world_size"] == 2 and len(state["rng"]) == 2
+    test = run_trainyard("test", TINY, str(tmp_path / "epoch_2.pth"), "--work-dir", str(tmp_path))
+    assert test.returncode == 0, test.stderr
+
+
+SAME_DATA = [
+    "train_dataloader.sampler=dict(type='DefaultSampler', shuffle=False)",
+    "optim_wrapper.optimizer=dict(type='SGD', lr=0.5, momentum=0.9)",
+    "default_hooks.checkpoint=dict(type='CheckpointHook', interval=5, by_epoch=False)",
+    "train_cfg=dict(_delete_=True, type='IterBasedTrainLoop', max_iters=5, val_interval=1000)",
+    "param_scheduler=[]",
+]
+
+
+def test_two_processes_on_half_batches_match_one_process_on_the_whole_batch(tmp_path):
+    two = dist_train(tmp_path / "two", "--cfg-options", *SAME_DATA, "train_dataloader.batch_size=4")
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = run_trainyard("train", TINY, "--work-dir", str(tmp_path / "one"), "--cfg-options", *SAME_DATA, "train_dataloader.batch_size=8")
+    assert one.returncode == 0, one.stderr
+    distributed = read_checkpoint(tmp_path / "two/iter_5.pth")["state_dict"]
+    single = read_checkpoint(tmp_path / "one/iter_5.pth")["state_dict"]
+    for key in single:
+        torch.testing.assert_close(distributed[key], single[key], rtol=1e-5, atol=1e-6)
+
+
+def test_distributed_evaluation_equals_single_process_on_an_odd_sized_dataset(tmp_path):
+    trained = run_trainyard("train", TINY, "--work-dir", str(tmp_path), "--cfg-options", "train_cfg.max_epochs=1")
+    assert trained.returncode == 0, trained.stderr
+    options = ["--cfg-options", "test_dataloader.dataset.length=11", "test_dataloader.batch_size=2",
+               "test_evaluator=[dict(type='ToyAccuracy'), dict(type='ToyGatherAccuracy')]"]
+    single = run_trainyard("test", TINY, str(tmp_path / "epoch_1.pth"), "--work-dir", str(tmp_path), "--out", str(tmp_path / "one.json"), *options)
+    assert single.returncode == 0, single.stderr
+    double = run_command(["bash", "tools/dist_test.sh", TINY, str(tmp_path / "epoch_1.pth"), "2", "--work-dir", str(tmp_path),
+                          "--out", str(tmp_path / "two.json"), *options], env={"PORT": str(free_port())})
+    assert double.returncode == 0, double.stderr[-3000:]
+    one, two = json.loads((tmp_path / "one.json").read_text()), json.loads((tmp_path / "two.json").read_text())
+    assert one == two and one["samples"] == 11
+
+
+def test_killed_rank_is_restarted_by_torchrun_and_the_run_resumes(tmp_path):
+    result = dist_train(
+        tmp_path, "--cfg-options", "resume=auto", "train_cfg.max_epochs=3",
+        "default_hooks.checkpoint=dict(type='CheckpointHook', interval=4, by_epoch=False)",
+        f"custom_hooks=[dict(type='KillAtIterHook', iteration=5, marker='{tmp_path}/killed', rank=1)]",
+        env={"MAX_RESTARTS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "killed").read_text() == "5"
+    assert "resumed from" in result.stdout and "iteration 4" in result.stdout
+    assert read_checkpoint(tmp_path / "iter_9.pth")["meta"]["iter"] == 9  # 3 epochs of 3 iterations per rank
+
+
+def test_an_error_on_one_rank_ends_the_whole_job_with_the_error_and_no_process_left(tmp_path):
+    marker = tmp_path / "unique-run-marker"
+    result = dist_train(marker, "--cfg-options", "custom_hooks=[dict(type='FailingHook', rank=1)]", "env_cfg.timeout=60", timeout=120)
+    assert result.returncode != 0
+    assert "user hook failed at iteration 1" in result.stderr
+    leftover = subprocess.run(["pgrep", "-f", str(marker)], capture_output=True, text=True)
+    assert leftover.stdout.strip() == ""
+
+
+def test_two_torchrun_nodes_on_one_machine_train_together(tmp_path):
+    port = str(free_port())
+    common = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
+              "--master_addr=127.0.0.1", f"--master_port={port}", "tools/train.py", TINY,
+              "--launcher", "pytorch", "--work-dir", str(tmp_path), "--cfg-options", "train_cfg.max_epochs=1"]
+    from conftest import REPO, trainyard_env
+
+    nodes = [
+        subprocess.Popen(common[:3] + [f"--node_rank={rank}"] + common[3:], cwd=REPO, env=trainyard_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for rank in (0, 1)
+    ]
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    assert "world size 2" in outputs[0][0]
+    assert read_checkpoint(tmp_path / "epoch_1.pth")["meta"]["world_size"] == 2
+
+
+@pytest.mark.parametrize("script", ["slurm_train.sh", "slurm_test.sh"])
+def test_slurm_scripts_pass_arguments_to_srun_safely(tmp_path, script):
+    fake_srun = tmp_path / "srun"
+    fake_srun.write_text('#!/usr/bin/env bash\nfor arg in "$@"; do printf "<%s>\\n" "$arg"; done\n')
+    fake_srun.chmod(0o755)
+    import os
+
+    args = ["gpu", "my job", TINY] + (["ckpt with space.pth"] if script == "slurm_test.sh" else []) + ["--cfg-options", "name=a b"]
+    result = run_command(["bash", f"tools/{script}", *args],
+                         env={"PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}", "GPUS": "4", "GPUS_PER_NODE": "2", "SRUN_ARGS": "--exclusive --quotatype=auto"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:9] == ["<-p>", "<gpu>", "<--job-name=my job>", "<--gres=gpu:2>", "<--ntasks=4>", "<--ntasks-per-node=2>",
+                         "<--cpus-per-task=5>", "<--kill-on-bad-exit=1>", "<--exclusive>"]
+    assert "<--launcher>" in lines and "<slurm>" in lines and "<name=a b>" in lines
+    if script == "slurm_test.sh":
+        assert "<ckpt with space.pth>" in lines
