@@ -61,18 +61,18 @@ def priority_value(priority: int | str) -> int:
 class Hook:
     """Base class of runner hooks: override the points you need, nothing else is called.
 
-    The train, validation and test loops call the hook points in this order (the
-    ``EpochBasedTrainLoop`` is shown; ``IterBasedTrainLoop`` runs one long "epoch" and
-    validates every ``val_interval`` iterations)::
+    ``runner.train()`` calls the hook points in this order (``EpochBasedTrainLoop``
+    shown; ``IterBasedTrainLoop`` calls ``before_train_epoch``/``after_train_epoch``
+    once around all iterations and validates every ``val_interval`` iterations)::
 
         before_run(runner)
-        [after_load_checkpoint(runner, checkpoint)]        # when resuming or loading
+        [after_load_checkpoint(runner, checkpoint)]           # when resuming
         before_train(runner)
         for epoch in range(runner.epoch, max_epochs):
             before_train_epoch(runner)
             for batch_idx, data_batch in enumerate(train_dataloader):
                 before_train_iter(runner, batch_idx, data_batch)
-                outputs = train_step(data_batch)           # forward, backward, step
+                outputs = train_step(data_batch)              # forward, backward, step
                 after_train_iter(runner, batch_idx, data_batch, outputs)
                 [before_save_checkpoint(runner, checkpoint)]  # when a checkpoint is written
             after_train_epoch(runner)
@@ -86,11 +86,15 @@ class Hook:
                 after_val_epoch(runner, metrics)
                 after_val(runner)
         after_train(runner)
-        [the test loop: before_test ... after_test, with the same points as val]
         after_run(runner)
 
+    ``runner.test()`` (and ``runner.val()``) is a run of its own: ``before_run``,
+    ``before_test``, ``before_test_epoch``, ``before_test_iter``/``after_test_iter``
+    for each batch, ``after_test_epoch(metrics)``, ``after_test``, ``after_run``.
+
     ``runner.iter`` and ``runner.epoch`` count what is finished: inside
-    ``after_train_iter`` the iteration just done is already counted.
+    ``after_train_iter`` the iteration just done is already counted, inside
+    ``after_train_epoch`` the epoch just done is.
 
     Conventions:
 
