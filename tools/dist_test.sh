@@ -11,11 +11,4 @@ CONFIG=$1
 CHECKPOINT=$2
 NPROC=$3
 shift 3
-TOOLS=$(cd "$(dirname "$0")" && pwd)
-exec python -m torch.distributed.run \
-    --nnodes="${NNODES:-1}" \
-    --node_rank="${NODE_RANK:-0}" \
-    --master_addr="${MASTER_ADDR:-127.0.0.1}" \
-    --master_port="${PORT:-29500}" \
-    --nproc_per_node="$NPROC" \
-    "$TOOLS/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "$@"
+exec "$(dirname "$0")/torchrun_launch.sh" test.py "$NPROC" "$CONFIG" "$CHECKPOINT" "$@"

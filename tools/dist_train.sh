@@ -2,7 +2,7 @@
 # Train on NPROC processes of this machine (and NNODES machines) with torchrun.
 #   tools/dist_train.sh CONFIG NPROC [trainyard train options...]
 # Environment: NNODES (1), NODE_RANK (0), MASTER_ADDR (127.0.0.1), PORT (29500),
-# MAX_RESTARTS (0; with resume=auto a lost process restarts the job from the last checkpoint).
+# MAX_RESTARTS (0; with --resume a lost process restarts the job from the last checkpoint).
 set -euo pipefail
 if [ $# -lt 2 ]; then
     echo "usage: $0 CONFIG NPROC [trainyard train options...]" >&2
@@ -11,12 +11,4 @@ fi
 CONFIG=$1
 NPROC=$2
 shift 2
-TOOLS=$(cd "$(dirname "$0")" && pwd)
-exec python -m torch.distributed.run \
-    --nnodes="${NNODES:-1}" \
-    --node_rank="${NODE_RANK:-0}" \
-    --master_addr="${MASTER_ADDR:-127.0.0.1}" \
-    --master_port="${PORT:-29500}" \
-    --nproc_per_node="$NPROC" \
-    --max-restarts="${MAX_RESTARTS:-0}" \
-    "$TOOLS/train.py" "$CONFIG" --launcher pytorch "$@"
+exec "$(dirname "$0")/torchrun_launch.sh" train.py "$NPROC" "$CONFIG" "$@"

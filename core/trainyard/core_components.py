@@ -28,11 +28,7 @@ _CORE_COMPONENTS: dict[Registry, dict[str, str]] = {
         for kind in ("Linear", "Constant", "CosineAnnealing", "Poly", "MultiStep", "Step", "Exponential")
         for param in ("LR", "Momentum")
     },
-    DATA_SAMPLERS: {
-        "DefaultSampler": "trainyard.samplers:DefaultSampler",
-        "SequentialSampler": "torch.utils.data:SequentialSampler",
-        "RandomSampler": "torch.utils.data:RandomSampler",
-    },
+    DATA_SAMPLERS: {"DefaultSampler": "trainyard.samplers:DefaultSampler"},
     COLLATE_FUNCTIONS: {
         "default_collate": "trainyard.data:default_collate",
         "pseudo_collate": "trainyard.data:pseudo_collate",

@@ -12,7 +12,6 @@ _MODELS = {
     "DeepLabV3ResNet50": "trainyard_seg.models.torchvision_models:DeepLabV3ResNet50",
     "DeepLabV3MobileNetV3": "trainyard_seg.models.torchvision_models:DeepLabV3MobileNetV3",
     "LRASPPMobileNetV3": "trainyard_seg.models.torchvision_models:LRASPPMobileNetV3",
-    "SegDataPreprocessor": "trainyard_seg.models.data_preprocessor:SegDataPreprocessor",
 }
 _DATASETS = {
     "ShapesDataset": "trainyard_seg.datasets.shapes:ShapesDataset",
@@ -26,22 +25,24 @@ _TRANSFORMS = {
 }
 
 
+def _register(registry, components: dict[str, str]) -> None:
+    for name, path in components.items():
+        registry.register_lazy(name, path)
+
+
 @hookimpl
 def register_models(registry):
-    for name, path in _MODELS.items():
-        registry.register_lazy(name, path)
+    _register(registry, _MODELS)
 
 
 @hookimpl
 def register_datasets(registry):
-    for name, path in _DATASETS.items():
-        registry.register_lazy(name, path)
+    _register(registry, _DATASETS)
 
 
 @hookimpl
 def register_transforms(registry):
-    for name, path in _TRANSFORMS.items():
-        registry.register_lazy(name, path)
+    _register(registry, _TRANSFORMS)
 
 
 @hookimpl

@@ -34,6 +34,6 @@ def test_plugins_command_shows_what_the_seg_plugin_registered():
     result = run_trainyard("plugins")
     assert result.returncode == 0, result.stderr
     block = result.stdout.split("trainyard_seg  [loaded]")[1].split("\n\n")[0]
-    assert "MODELS (6): DeepLabV3MobileNetV3, DeepLabV3ResNet50, FCNResNet50, LRASPPMobileNetV3, SegDataPreprocessor, UNet" in block
+    assert "MODELS (5): DeepLabV3MobileNetV3, DeepLabV3ResNet50, FCNResNet50, LRASPPMobileNetV3, UNet" in block
     assert "DATASETS (4): CityscapesDataset, FolderSegDataset, ShapesDataset, VOCSegDataset" in block
     assert "METRICS (1): IoUMetric" in block and "HOOKS (1): SegVisualizationHook" in block
