@@ -66,7 +66,7 @@ def _fsync_directory(directory: Path) -> None:
     try:
         os.fsync(fd)
     except OSError:
-        pass
+        pass  # some file systems cannot fsync a directory; the rename itself is still atomic
     finally:
         os.close(fd)
 

@@ -78,10 +78,11 @@ def _cmd_test(args: argparse.Namespace) -> int:
 
     cfg = _prepare(args, "test")
     try:
-        metrics = Runner.from_cfg(cfg).test()
+        runner = Runner.from_cfg(cfg)
+        metrics = runner.test()
     finally:
         dist.destroy()
-    if args.out and dist.get_rank() == 0:
+    if args.out and runner.rank == 0:
         Path(args.out).write_text(json.dumps(metrics, indent=2) + "\n")
     return 0
 
