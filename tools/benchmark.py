@@ -2,11 +2,14 @@
 """How much the Runner costs per iteration, against a plain hand-written PyTorch loop.
 
 Both train the same small model on the same in-memory data, in this one process,
-in alternating rounds (plain, Runner, Runner, plain, ...) so that drift in machine
-speed hits both. The Runner runs with the default hooks (timer, logger every 50
-iterations, LR schedule, checkpoint, sampler seeding). Each side records a
-timestamp at the end of every iteration; the per-iteration time is the median
-over rounds of (last - first after warm-up) / iterations.
+in alternating rounds (plain, Runner, Runner, plain, ...). The Runner runs with the
+default hooks (timer, logger every 50 iterations, LR schedule, checkpoint, sampler
+seeding). Each side records a timestamp at the end of every iteration; a round's
+per-iteration time is (last - first after warm-up) / iterations. The overhead ratio
+is the median over rounds of Runner / plain within the round: the two sides of a
+round run back to back, so slow drift in machine speed cancels, and the median
+drops the rounds a neighbouring process disturbed. The spread of the round ratios
+is printed too, to show how far one number can be trusted.
 
     python tools/benchmark.py                  # CPU (one thread), default sizes
     python tools/benchmark.py --device cuda    # GPU throughput, when there is one
@@ -152,9 +155,9 @@ def per_iteration(stamps: list[float], warmup: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--iters", type=int, default=400, help="iterations per run")
+    parser.add_argument("--iters", type=int, default=200, help="iterations per run")
     parser.add_argument("--warmup", type=int, default=20, help="iterations left out of the timing")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (each runs both sides)")
+    parser.add_argument("--rounds", type=int, default=10, help="alternating rounds (each runs both sides; even, so each order runs equally often)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--samples", type=int, default=512)
@@ -182,11 +185,13 @@ def main() -> None:
     runner_iter = statistics.median(r[1] for r in results["runner"])
     plain_first = statistics.median(r[0] for r in results["plain"])
     runner_first = statistics.median(r[0] for r in results["runner"])
+    ratios = sorted(r[1] / p[1] for r, p in zip(results["runner"], results["plain"]))
     print(f"device {device}, {torch.get_num_threads()} thread(s), batch {args.batch_size}, "
           f"{args.image_size}x{args.image_size}, {args.iters} iterations x {args.rounds} rounds")
     print(f"plain loop : {1000 * plain_iter:.3f} ms/iter, first iteration after {plain_first:.3f} s")
     print(f"Runner     : {1000 * runner_iter:.3f} ms/iter, first iteration after {runner_first:.3f} s")
-    print(f"overhead ratio (Runner / plain, per iteration): {runner_iter / plain_iter:.4f}")
+    print(f"overhead ratio (Runner / plain, per iteration): {statistics.median(ratios):.4f}  "
+          f"(rounds ranged {ratios[0]:.3f} to {ratios[-1]:.3f})")
     print(f"extra time to the first iteration: {runner_first - plain_first:.3f} s")
 
 
