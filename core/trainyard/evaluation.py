@@ -26,7 +26,14 @@ __all__ = ["Metric", "SumMetric", "GatherMetric", "Evaluator"]
 
 
 class Metric:
-    """Base class: ``reset()``, ``process(batch, predictions)`` per batch, ``compute()`` at the end."""
+    """Base class: ``reset()``, ``process(batch, predictions)`` per batch, ``compute()`` at the end.
+
+    ``dataset_meta`` is the evaluated dataset's ``metainfo`` (``classes``, ``palette``),
+    set by the runner before the first batch, so class names live in one place: the
+    dataset.
+    """
+
+    dataset_meta: Mapping[str, Any] = {}
 
     def reset(self) -> None:
         raise NotImplementedError
@@ -70,6 +77,11 @@ class Evaluator:
 
     def __init__(self, metrics: Sequence[Metric]) -> None:
         self.metrics = list(metrics)
+
+    def set_dataset_meta(self, meta: Mapping[str, Any]) -> None:
+        """Give every metric the dataset's ``metainfo``."""
+        for metric in self.metrics:
+            metric.dataset_meta = dict(meta)
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any] | Sequence[Mapping[str, Any]], key: str) -> Evaluator:

@@ -207,8 +207,10 @@ class Runner:
             if evaluator_cfg is None:
                 raise ConfigError(f"the config has '{split}_dataloader' but no '{split}_evaluator'")
             evaluator = Evaluator.from_cfg(evaluator_cfg, f"{split}_evaluator")
+            dataloader = self.dataloader(split)
+            evaluator.set_dataset_meta(getattr(dataloader.dataset, "metainfo", None) or {})
             with building(key):
-                return LOOPS.build(loop_cfg, runner=self, dataloader=self.dataloader(split), evaluator=evaluator)
+                return LOOPS.build(loop_cfg, runner=self, dataloader=dataloader, evaluator=evaluator)
         if "type" not in loop_cfg:
             raise ConfigError("train_cfg needs a 'type', e.g. 'EpochBasedTrainLoop' or 'IterBasedTrainLoop'")
         with building(key):

@@ -9,8 +9,7 @@ from typing import Any
 import torch
 
 from trainyard import ModelContractError, SumMetric
-
-IGNORE_INDEX = 255
+from trainyard_seg import IGNORE_INDEX
 
 
 class IoUMetric(SumMetric):
@@ -19,27 +18,60 @@ class IoUMetric(SumMetric):
     Classes absent from both the labels and the predictions have no IoU and are left
     out of the means. Pixels labelled ``ignore_index`` are not counted.
 
+    The classes come from the evaluated dataset's ``metainfo`` (``dataset_meta``), so a
+    config names them once, on the dataset. ``num_classes`` and ``class_names`` are for
+    datasets that do not list their classes, or to rename them.
+
     Args:
-        num_classes: number of classes.
-        class_names: names for the per-class table and keys (default: indices).
+        num_classes: number of classes (default: as many as the dataset lists).
+        class_names: names for the per-class table and keys (default: the dataset's,
+            else the indices).
         ignore_index: label value that is not evaluated.
         per_class: also report ``IoU.<name>`` and ``Acc.<name>``.
     """
 
-    def __init__(self, num_classes: int, class_names: Sequence[str] | None = None, ignore_index: int = IGNORE_INDEX,
-                 per_class: bool = True) -> None:
-        self.num_classes = num_classes
-        self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
-        if len(self.class_names) != num_classes:
-            raise ValueError(f"IoUMetric has {num_classes} classes but {len(self.class_names)} class_names")
+    def __init__(self, num_classes: int | None = None, class_names: Sequence[str] | None = None,
+                 ignore_index: int = IGNORE_INDEX, per_class: bool = True) -> None:
+        if class_names and num_classes is not None and len(class_names) != num_classes:
+            raise ValueError(f"IoUMetric has {num_classes} classes but {len(class_names)} class_names")
+        self._num_classes = num_classes
+        self._class_names = list(class_names) if class_names else None
         self.ignore_index = ignore_index
         self.per_class = per_class
-        self.reset()
+        self.state = {}
+        if num_classes is not None or class_names:
+            self.reset()
+
+    @property
+    def class_names(self) -> list[str]:
+        if self._class_names:
+            return self._class_names
+        dataset_classes = list(self.dataset_meta.get("classes") or ())
+        if self._num_classes is None:
+            if not dataset_classes:
+                raise ModelContractError(
+                    "IoUMetric: the dataset's metainfo lists no classes; give the metric num_classes or class_names"
+                )
+            return dataset_classes
+        if dataset_classes and len(dataset_classes) != self._num_classes:
+            raise ModelContractError(
+                f"IoUMetric has num_classes={self._num_classes} but the dataset lists {len(dataset_classes)} classes "
+                f"{dataset_classes}; drop num_classes to use the dataset's"
+            )
+        return dataset_classes or [str(i) for i in range(self._num_classes)]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
 
     def reset(self) -> None:
         self.state = {"confusion": torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)}
 
     def process(self, batch: dict[str, Any], predictions: Any) -> None:
+        if not self.state:
+            self.reset()
+        confusion = self.state["confusion"]
+        num_classes = confusion.shape[0]
         targets = batch["targets"]
         pairs = zip(targets, predictions) if isinstance(predictions, list) or isinstance(targets, list) else [(targets, predictions)]
         for target, prediction in pairs:
@@ -49,9 +81,9 @@ class IoUMetric(SumMetric):
                     "predictions must be label maps at the labels' size"
                 )
             valid = target != self.ignore_index
-            index = target[valid].long() * self.num_classes + prediction[valid].long()
-            counts = torch.bincount(index, minlength=self.num_classes**2)
-            self.state["confusion"] += counts.reshape(self.num_classes, self.num_classes).cpu()
+            index = target[valid].long() * num_classes + prediction[valid].long()
+            counts = torch.bincount(index, minlength=num_classes**2)
+            confusion += counts.reshape(num_classes, num_classes).cpu()
 
     def compute(self) -> dict[str, float]:
         confusion = self.state["confusion"].double()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-IGNORE_INDEX = 255
+from trainyard_seg import IGNORE_INDEX
 
 
 class SegRandomCrop(v2.RandomCrop):

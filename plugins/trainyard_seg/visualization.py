@@ -7,7 +7,8 @@ from typing import Any
 import torch
 
 from trainyard import Hook
-from trainyard_seg.datasets.base import IGNORE_INDEX, default_palette
+from trainyard_seg import IGNORE_INDEX
+from trainyard_seg.datasets.base import default_palette
 
 
 def colorize(label_map: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:

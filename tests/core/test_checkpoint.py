@@ -1,8 +1,6 @@
 """Checkpoints: atomic writes, safe loading, exact resume, foreign weights, bad files."""
 
 import json
-import os
-import pickle
 
 import pytest
 import torch

@@ -45,3 +45,29 @@ def test_shape_mismatch_is_a_clear_error():
     metric = METRICS.build(dict(type="IoUMetric", num_classes=2))
     with pytest.raises(ModelContractError, match="prediction shape \\(1, 2, 2\\) differs from label shape \\(1, 4, 4\\)"):
         metric.process({"targets": torch.zeros(1, 4, 4, dtype=torch.long)}, torch.zeros(1, 2, 2, dtype=torch.long))
+
+
+def test_class_names_come_from_the_dataset_metainfo():
+    metric = METRICS.build(dict(type="IoUMetric"))
+    metric.dataset_meta = {"classes": ("sky", "road")}
+    metric.reset()
+    metric.process({"targets": torch.tensor([[0, 1, 1]])}, torch.tensor([[0, 1, 0]]))
+    results = metric.compute()
+    assert results["IoU.sky"] == pytest.approx(1 / 2) and results["IoU.road"] == pytest.approx(1 / 2)
+
+
+def test_num_classes_that_disagrees_with_the_dataset_is_a_clear_error():
+    from trainyard import ModelContractError
+
+    metric = METRICS.build(dict(type="IoUMetric", num_classes=3))
+    metric.dataset_meta = {"classes": ("sky", "road")}
+    with pytest.raises(ModelContractError, match="num_classes=3 but the dataset lists 2 classes"):
+        metric.reset()
+
+
+def test_no_classes_anywhere_is_a_clear_error():
+    from trainyard import ModelContractError
+
+    metric = METRICS.build(dict(type="IoUMetric"))
+    with pytest.raises(ModelContractError, match="lists no classes; give the metric num_classes or class_names"):
+        metric.process({"targets": torch.zeros(1, 2, dtype=torch.long)}, torch.zeros(1, 2, dtype=torch.long))

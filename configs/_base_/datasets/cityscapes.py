@@ -23,11 +23,5 @@ val_dataloader = dict(
     dataset=dict(type=dataset_type, data_root=data_root, split='val', pipeline=test_pipeline),
 )
 test_dataloader = val_dataloader
-val_evaluator = dict(
-    type='IoUMetric',
-    num_classes=19,
-    class_names=['road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light', 'traffic sign',
-                 'vegetation', 'terrain', 'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle',
-                 'bicycle'],
-)
+val_evaluator = dict(type='IoUMetric')  # classes from the dataset's metainfo
 test_evaluator = val_evaluator

@@ -24,5 +24,5 @@ test_dataloader = dict(
     num_workers=0,
     dataset=dict(type=dataset_type, split='test', length=200, size=64, color_cue=color_cue, pipeline=test_pipeline),
 )
-val_evaluator = dict(type='IoUMetric', num_classes=4, class_names=['background', 'disc', 'rectangle', 'triangle'])
+val_evaluator = dict(type='IoUMetric')  # classes from the dataset's metainfo
 test_evaluator = val_evaluator

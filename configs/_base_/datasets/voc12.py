@@ -23,10 +23,5 @@ val_dataloader = dict(
     dataset=dict(type=dataset_type, data_root=data_root, split='val', pipeline=test_pipeline),
 )
 test_dataloader = val_dataloader
-val_evaluator = dict(
-    type='IoUMetric',
-    num_classes=21,
-    class_names=['background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
-                 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor'],
-)
+val_evaluator = dict(type='IoUMetric')  # classes from the dataset's metainfo
 test_evaluator = val_evaluator

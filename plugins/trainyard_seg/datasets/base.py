@@ -11,8 +11,7 @@ import torch
 from torchvision import tv_tensors
 
 from trainyard import DatasetError, build_pipeline
-
-IGNORE_INDEX = 255
+from trainyard_seg import IGNORE_INDEX
 
 
 def read_image(path: Path) -> torch.Tensor:

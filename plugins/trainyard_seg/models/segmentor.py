@@ -9,9 +9,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from trainyard_seg import IGNORE_INDEX
 from trainyard_seg.models.data_preprocessor import SegDataPreprocessor
-
-IGNORE_INDEX = 255
 
 
 def dice_loss(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
