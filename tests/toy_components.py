@@ -22,14 +22,15 @@ from trainyard.evaluation import GatherMetric, SumMetric
 class ToyNet(nn.Module):
     """A small conv classifier without batch norm (so split batches give equal gradients)."""
 
-    def __init__(self, num_classes: int = 3, channels: int = 4, dropout: float = 0.0) -> None:
+    def __init__(self, num_classes: int = 3, channels: int = 4, dropout: float = 0.0, batch_norm: bool = False) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, channels, 3, padding=1)
+        self.norm = nn.BatchNorm2d(channels) if batch_norm else nn.Identity()
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(channels, num_classes)
 
     def forward(self, batch: dict, mode: str = "loss"):
-        features = torch.relu(self.conv(batch["inputs"])).mean(dim=(2, 3))
+        features = torch.relu(self.norm(self.conv(batch["inputs"]))).mean(dim=(2, 3))
         logits = self.head(self.dropout(features))
         if mode == "loss":
             return {"loss_cls": nn.functional.cross_entropy(logits, batch["targets"]), "accuracy": (logits.argmax(1) == batch["targets"]).float().mean()}
@@ -70,6 +71,22 @@ class ToyAccuracy(SumMetric):
 
     def compute(self) -> dict:
         return {"accuracy": self.state["correct"].item() / max(self.state["total"].item(), 1)}
+
+
+@METRICS.register()
+class ToyMeanLoss(SumMetric):
+    """Mean cross-entropy over the samples: a continuous score, so any change of weights shows."""
+
+    def reset(self) -> None:
+        self.state = {"loss_sum": torch.zeros((), dtype=torch.float64), "count": torch.zeros((), dtype=torch.long)}
+
+    def process(self, batch, predictions) -> None:
+        losses = nn.functional.cross_entropy(predictions.double(), batch["targets"], reduction="none")
+        self.state["loss_sum"] += losses.sum().cpu()
+        self.state["count"] += losses.numel()
+
+    def compute(self) -> dict:
+        return {"mean_loss": self.state["loss_sum"].item() / max(self.state["count"].item(), 1)}
 
 
 @HOOKS.register()
@@ -139,3 +156,60 @@ class ToyGatherAccuracy(GatherMetric):
         indices = [index for index, _ in self.results]
         assert len(indices) == len(set(indices)), "a sample was counted twice"
         return {"gathered_accuracy": sum(ok for _, ok in self.results) / max(len(self.results), 1), "samples": len(self.results)}
+
+
+@HOOKS.register()
+class KillScheduleHook(Hook):
+    """SIGKILLs its process at planned moments, each once, as a crash or a preemption would.
+
+    ``kills`` lists ``[iteration, where]``: ``'iter'`` after that iteration, ``'save'``
+    in the middle of writing that iteration's checkpoint, ``'pointer'`` after that
+    checkpoint is renamed into place but before ``last_checkpoint`` names it. A file
+    per kill in ``marker_dir`` remembers which kills happened.
+    """
+
+    priority = "LOWEST"
+
+    def __init__(self, kills: list, marker_dir: str) -> None:
+        self.kills = [(int(iteration), where) for iteration, where in kills]
+        self.marker_dir = Path(marker_dir)
+
+    def _due(self, iteration: int, where: str) -> bool:
+        marker = self.marker_dir / f"killed_{where}_{iteration}"
+        if (iteration, where) not in self.kills or marker.exists():
+            return False
+        self.marker_dir.mkdir(parents=True, exist_ok=True)
+        marker.write_text(str(iteration))
+        return True
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if self._due(runner.iter, "iter"):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def before_save_checkpoint(self, runner, checkpoint) -> None:
+        if self._due(runner.iter, "save"):
+            def write_half_then_die(obj, file, *args, **kwargs):
+                file.write(b"PK\x03\x04" + bytes(4096))
+                file.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+
+            torch.save = write_half_then_die
+        elif self._due(runner.iter, "pointer"):
+            import trainyard.checkpoint
+
+            def die(*args, **kwargs):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+            trainyard.checkpoint._write_last_checkpoint = die
+
+
+@HOOKS.register()
+class StopAtIterHook(Hook):
+    """Ends training after iteration ``iteration`` the way early stopping does."""
+
+    def __init__(self, iteration: int) -> None:
+        self.iteration = iteration
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if runner.iter == self.iteration:
+            runner.train_loop.stop_training = True

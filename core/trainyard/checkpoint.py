@@ -7,10 +7,12 @@ only, so ``torch.load(path, weights_only=True)`` reads it::
     meta        trainyard and torch versions, resolved config text, epoch, iter, seed,
                 world size, time, run directory
     state_dict  the unwrapped model's weights
-    optimizer   optimizer state (with the accumulation position)
+    optimizer   optimizer state, the accumulation position, and every rank's
+                partial gradients when saved inside an accumulation window
     scaler      the AMP GradScaler's state, when float16 AMP is on
     schedulers  the schedules' settings (their values are functions of progress)
-    hooks       each stateful hook's state, by class name
+    hooks       each stateful hook's state, by class name (``Name#2`` for a second
+                hook of the same class)
     loop        the train loop's position (finished iterations)
     rng         every rank's torch, CUDA, numpy and python random states
 
@@ -24,7 +26,9 @@ import importlib
 import os
 import random
 import re
+import socket
 import time
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +37,7 @@ import numpy as np
 import torch
 
 from trainyard import dist
-from trainyard.errors import CheckpointError
+from trainyard.errors import CheckpointError, NonFiniteError
 
 if TYPE_CHECKING:
     from trainyard.runner import Runner
@@ -49,6 +53,9 @@ __all__ = [
     "resume",
     "load_weights",
     "ResumeSource",
+    "remove_stale_temporaries",
+    "checkpoints_of_earlier_run",
+    "newest_intact_checkpoint",
 ]
 
 LAST_CHECKPOINT = "last_checkpoint"
@@ -71,10 +78,52 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+_HOST = socket.gethostname().replace("-", "_")
+_TEMPORARY = re.compile(r"^\.(?P<target>.+)\.tmp-(?:(?P<host>[^-]+)-)?(?P<pid>\d+)$")
+_CHECKPOINT_NAME = re.compile(r"^(?:(?:epoch|iter)_\d+|best_.+_(?:epoch|iter)_\d+)\.pth$")
+
+
+def _temporary_path(path: Path) -> Path:
+    """``.NAME.tmp-HOST-PID``: the writer can be told from the name, so a dead one's file can go."""
+    return path.with_name(f".{path.name}.tmp-{_HOST}-{os.getpid()}")
+
+
+def _process_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(work_dir: Path) -> list[str]:
+    """Delete temporary files of interrupted saves whose writer process is gone.
+
+    Only trainyard's own names (``.NAME.tmp-HOST-PID``) written on this host are
+    considered, and only when that process no longer exists. Returns one line per
+    removed file, with its size, for the log.
+    """
+    removed: list[str] = []
+    if not work_dir.is_dir():
+        return removed
+    for path in sorted(work_dir.iterdir()):
+        found = _TEMPORARY.match(path.name)
+        if found is None or not path.is_file() or found["host"] not in (None, _HOST):
+            continue
+        if _process_is_alive(int(found["pid"])):
+            continue
+        size = path.stat().st_size
+        path.unlink(missing_ok=True)
+        removed.append(f"removed {path.name} ({size / 2**20:.1f} MiB), left by an interrupted save of process {found['pid']}")
+    return removed
+
+
 def _atomic_write(path: Path, write: Any) -> None:
     """Write through ``write(file)`` to a temporary file beside ``path``, fsync, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary = _temporary_path(path)
     try:
         with open(temporary, "wb") as file:
             write(file)
@@ -106,15 +155,38 @@ def _write_last_checkpoint(work_dir: Path, path: Path) -> None:
     _atomic_write(work_dir / LAST_CHECKPOINT, lambda file: file.write(str(path.resolve()).encode()))
 
 
+SAFE_GLOBALS_VARIABLE = "TRAINYARD_SAFE_GLOBALS"
+_NEVER_TRUSTED_MODULES = frozenset(
+    {"builtins", "os", "posix", "nt", "sys", "subprocess", "shutil", "importlib", "runpy", "pickle",
+     "socket", "ctypes", "code", "codeop", "pty", "signal", "multiprocessing", "torch.hub", "functools", "operator"}
+)
+
+
+def _trusted_names() -> list[str]:
+    return [n for n in (n.strip() for n in os.environ.get(SAFE_GLOBALS_VARIABLE, "").split(",")) if n]
+
+
 def _trusted_globals() -> list[Any]:
-    """Classes the user trusts explicitly: ``TRAINYARD_SAFE_GLOBALS=pkg.mod.Class,...``."""
+    """Globals the user trusts explicitly: ``TRAINYARD_SAFE_GLOBALS=pkg.mod.Class,...``.
+
+    Nothing from modules that reach the operating system or the interpreter is ever
+    accepted: allowing ``os.system`` or ``builtins.eval`` would let a file run code,
+    which is what ``weights_only=True`` exists to prevent.
+    """
     trusted = []
-    for name in filter(None, (n.strip() for n in os.environ.get("TRAINYARD_SAFE_GLOBALS", "").split(","))):
+    for name in _trusted_names():
         module, _, attr = name.rpartition(".")
         try:
-            trusted.append(getattr(importlib.import_module(module), attr))
+            obj = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError, ValueError) as exc:
-            raise CheckpointError(f"TRAINYARD_SAFE_GLOBALS names '{name}', which cannot be imported: {exc}") from None
+            raise CheckpointError(f"{SAFE_GLOBALS_VARIABLE} names '{name}', which cannot be imported: {exc}") from None
+        if module in _NEVER_TRUSTED_MODULES or module.split(".")[0] in _NEVER_TRUSTED_MODULES:
+            raise CheckpointError(
+                f"{SAFE_GLOBALS_VARIABLE} names '{name}', which is never allowed: {module} can run commands or code, "
+                "so allowing it would let a checkpoint file do so when loaded. Name only the data classes the "
+                "refusal message lists (numpy.dtype, ...)"
+            )
+        trusted.append(obj)
     return trusted
 
 
@@ -125,8 +197,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} does not exist")
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a directory, not a file")
+    trusted = _trusted_globals()
     try:
-        with torch.serialization.safe_globals(_trusted_globals()):
+        with torch.serialization.safe_globals(trusted):
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(_explain_load_failure(path, exc)) from None
@@ -137,18 +210,56 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _explain_load_failure(path: Path, exc: Exception) -> str:
     text = str(exc)
-    if "Weights only load failed" in text or "Unsupported global" in text or "Unsupported operand" in text:
-        found = re.search(r"GLOBAL ([\w.]+)", text)
-        what = f" ({found.group(1)})" if found else ""
+    if "Weights only load failed" in text or "Unsupported global" in text or "WeightsUnpickler" in text:
+        found = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"but got <class '([\w.]+)'>", text)
+        if found is None:
+            return (
+                f"{path} holds Python objects that weights_only=True loading cannot build ({text.strip().splitlines()[-1][:200]}); "
+                "re-save its tensors as a plain state dict"
+            )
+        allow = ",".join(dict.fromkeys([*_trusted_names(), found.group(1)]))
         return (
-            f"{path} is a pickled checkpoint holding Python objects{what}, not only tensors and plain values; "
-            "loading it could run arbitrary code, so trainyard refuses it. If you trust its source, name the "
-            "classes to allow in TRAINYARD_SAFE_GLOBALS=module.Class[,...] (loading stays weights_only=True), "
-            "or re-save its tensors as a plain state dict"
+            f"{path} is a pickled checkpoint holding Python objects ({found.group(1)}), not only tensors and plain values; "
+            "loading it could run arbitrary code, so trainyard refuses it. If you trust its source, allow that class "
+            f"(loading stays weights_only=True): {SAFE_GLOBALS_VARIABLE}={allow} ; or re-save its tensors as a plain state dict"
         )
     if "zip archive" in text or "central directory" in text or "EOF" in text or "truncated" in text.lower():
-        return f"{path} is truncated or corrupt ({text.splitlines()[0]}); use an earlier checkpoint"
+        intact = newest_intact_checkpoint(path.parent, exclude=path)
+        hint = f"the newest intact checkpoint in {path.parent} is {intact.name}" if intact else "use an earlier checkpoint"
+        return f"{path} is incomplete or corrupt: not a complete archive (a save that never finished, or a partial copy); {hint}"
     return f"{path} is not a torch checkpoint: {type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def _is_intact(path: Path) -> bool:
+    """Whether a file is a complete torch zip archive (every member's CRC checked, nothing unpickled)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile, EOFError):
+        return False
+
+
+def _checkpoints_newest_first(directory: Path) -> list[Path]:
+    """trainyard's checkpoint files in ``directory`` (periodic and best), most recently written first."""
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.iterdir() if _CHECKPOINT_NAME.match(p.name) and p.is_file()]
+    return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+
+
+def checkpoints_of_earlier_run(work_dir: Path) -> list[Path]:
+    """The checkpoint files and pointer a previous run left in ``work_dir`` (newest first)."""
+    found = _checkpoints_newest_first(work_dir)
+    pointer = work_dir / LAST_CHECKPOINT
+    return found + [pointer] if pointer.is_file() else found
+
+
+def newest_intact_checkpoint(directory: Path, exclude: Path | None = None) -> Path | None:
+    """The most recently written checkpoint in ``directory`` whose archive is complete."""
+    for path in _checkpoints_newest_first(directory):
+        if (exclude is None or path.resolve() != exclude.resolve()) and _is_intact(path):
+            return path
+    return None
 
 
 # state -------------------------------------------------------------------------
@@ -208,6 +319,9 @@ def collect_state(runner: Runner) -> dict[str, Any]:
     if runner.optim_wrapper is not None:
         wrapper_state = runner.optim_wrapper.state_dict()
         state["optimizer"] = {"state": wrapper_state["optimizer"], "calls": wrapper_state["calls"]}
+        if "partial_grads" in wrapper_state:
+            # inside an accumulation window each rank holds its own, not yet reduced, gradients
+            state["optimizer"]["partial_grads"] = dist.all_gather_objects(wrapper_state["partial_grads"])
         if "scaler" in wrapper_state:
             state["scaler"] = wrapper_state["scaler"]
         state["schedulers"] = [s.state_dict() for s in runner.param_schedulers]
@@ -216,12 +330,29 @@ def collect_state(runner: Runner) -> dict[str, Any]:
     return state
 
 
+def non_finite_parameters(model: torch.nn.Module) -> list[str]:
+    """Names of the model's parameters holding NaN or infinity (one device sync)."""
+    named = [(name, p) for name, p in model.named_parameters() if p.is_floating_point()]
+    if not named:
+        return []
+    finite = torch.stack([torch.isfinite(p.detach()).all() for _, p in named]).cpu()
+    return [name for (name, _), ok in zip(named, finite.tolist()) if not ok]
+
+
 def save(runner: Runner, filename: str) -> Path | None:
     """Collect the state, let hooks add to it, and write it atomically on rank 0.
 
+    Weights holding NaN or infinity are never written: the save fails with
+    :class:`NonFiniteError` and the earlier checkpoints stay as they are.
     ``last_checkpoint`` is updated only after the file is safely on disk. Returns the
     path on rank 0, ``None`` elsewhere.
     """
+    broken = non_finite_parameters(runner.unwrapped_model)
+    if broken:
+        raise NonFiniteError(
+            f"the weights became NaN or infinite by iteration {runner.iter} ({', '.join(broken[:5])}"
+            f"{', ...' if len(broken) > 5 else ''}); {filename} was not written. {last_good_checkpoint_text(runner.work_dir)}"
+        )
     state = collect_state(runner)
     runner.call_hook("before_save_checkpoint", checkpoint=state)
     if runner.rank != 0:
@@ -245,19 +376,60 @@ class ResumeSource:
                 raise CheckpointError(f"{path} cannot be resumed from: it has no '{key}' (a weights-only file? use load_from)")
 
 
-def resume_source(resume: bool | str | None, work_dir: Path) -> ResumeSource | None:
-    """The checkpoint to resume from: ``True``/``'auto'`` use ``work_dir/last_checkpoint`` if present."""
-    if not resume:
+def _pointer_target(work_dir: Path) -> Path | None:
+    pointer = work_dir / LAST_CHECKPOINT
+    if not pointer.is_file():
         return None
-    if resume is True or resume == "auto":
-        pointer = work_dir / LAST_CHECKPOINT
-        if not pointer.is_file():
-            return None
-        target = Path(pointer.read_text().strip())
-        if not target.is_absolute():
-            target = work_dir / target
-        return ResumeSource(target)
-    return ResumeSource(Path(resume))
+    target = Path(pointer.read_text().strip())
+    return target if target.is_absolute() else work_dir / target
+
+
+def last_good_checkpoint_text(work_dir: Path) -> str:
+    """A sentence naming the checkpoint a resume would start from, for error messages."""
+    target = _pointer_target(work_dir)
+    if target is not None and target.is_file():
+        return f"The last good checkpoint is {target}; continue with --resume after fixing the cause."
+    return "No checkpoint was written before."
+
+
+def resume_source(resume: bool | str | None, work_dir: Path) -> tuple[ResumeSource | None, list[str]]:
+    """The checkpoint to resume from, and why it was chosen (lines for the log).
+
+    ``True``/``'auto'``: the newest checkpoint of this work directory that loads. The
+    ``last_checkpoint`` pointer is a hint: a checkpoint completed after it (the run
+    was killed between the two writes) is newer and is taken, and a pointer naming a
+    missing or damaged file falls back to the newest intact one. Nothing to resume
+    from means a fresh start. A path resumes from that file.
+    """
+    if not resume:
+        return None, []
+    if resume is not True and resume != "auto":
+        return ResumeSource(Path(resume)), []
+    pointer = _pointer_target(work_dir)
+    candidates = _checkpoints_newest_first(work_dir)
+    if pointer is not None and pointer.is_file() and pointer.resolve() not in {c.resolve() for c in candidates}:
+        candidates.insert(0, pointer)
+    notes: list[str] = []
+    if pointer is not None and not pointer.is_file():
+        notes.append(f"{work_dir / LAST_CHECKPOINT} names {pointer}, which does not exist")
+    for path in candidates:
+        try:
+            source = ResumeSource(path)
+        except CheckpointError as exc:
+            notes.append(f"skipped {path.name}: {exc}")
+            continue
+        if pointer is not None and pointer.is_file() and path.resolve() != pointer.resolve():
+            if path.stat().st_mtime_ns > pointer.stat().st_mtime_ns:
+                notes.append(f"{path.name} is newer than {pointer.name}, which last_checkpoint names: "
+                             "the run stopped after writing it but before updating the pointer")
+        notes.append(f"resuming from {path}")
+        return source, notes
+    if candidates or pointer is not None:
+        raise CheckpointError(
+            f"resume='auto' found no usable checkpoint in {work_dir}: " + "; ".join(notes)
+            + ". Resume from a file with --resume PATH, or start afresh in another --work-dir"
+        )
+    return None, [f"resume='auto': no checkpoint in {work_dir} yet, so training starts from the beginning"]
 
 
 def run_dir_of(source: ResumeSource | None) -> Path | None:
@@ -295,6 +467,9 @@ def resume(runner: Runner, source: ResumeSource) -> None:
     _load_model_state(runner.unwrapped_model, state["state_dict"], str(source.path), strict=True)
     if "optimizer" in state and runner.optim_wrapper is not None:
         wrapper_state = {"optimizer": state["optimizer"]["state"], "calls": state["optimizer"]["calls"]}
+        partial_grads = state["optimizer"].get("partial_grads")
+        if partial_grads is not None and len(partial_grads) == runner.world_size:
+            wrapper_state["partial_grads"] = partial_grads[runner.rank]
         if "scaler" in state:
             wrapper_state["scaler"] = state["scaler"]
         runner.optim_wrapper.load_state_dict(wrapper_state)

@@ -51,6 +51,8 @@ def _prepare(args: argparse.Namespace, mode: str) -> Any:
             cfg.optim_wrapper = {**dict(cfg.get("optim_wrapper") or {}), "type": "AmpOptimWrapper"}
         if args.resume is not None:
             cfg.resume = args.resume
+        if args.overwrite:
+            cfg.overwrite = True
         if args.load_from is not None:
             cfg.load_from = args.load_from
     else:
@@ -146,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", help="config file")
     train.add_argument("--resume", nargs="?", const="auto", default=None, metavar="auto|PATH",
                        help="resume from PATH, or with no value from the work dir's last_checkpoint")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start a new run in a work dir that holds an earlier run's checkpoints, deleting them")
     train.add_argument("--load-from", default=None, metavar="PATH", help="initial weights (no optimizer state)")
     train.add_argument("--amp", action="store_true", help="mixed precision: float16 on CUDA, bfloat16 on the CPU")
     train.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, else drawn and logged)")

@@ -51,6 +51,7 @@ RUNNER_KEYS: frozenset[str] = frozenset(
         "work_dir",
         "load_from",
         "resume",
+        "overwrite",
         "log_level",
         "log_processor",
         "launcher",

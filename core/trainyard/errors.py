@@ -33,3 +33,7 @@ class ModelContractError(TrainyardError):
 
 class DatasetError(TrainyardError):
     """A dataset path is missing or a file in it cannot be read; the message names it."""
+
+
+class NonFiniteError(TrainyardError):
+    """The loss or the weights became NaN or infinite; training stopped before saving them."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["setup_logger", "LogBuffer", "RunWriter"]
+__all__ = ["setup_logger", "add_log_file", "LogBuffer", "RunWriter"]
 
 _LEVEL_COLOURS = {"WARNING": "yellow", "ERROR": "red", "CRITICAL": "red"}
 
@@ -47,12 +47,19 @@ def setup_logger(log_file: Path | None, rank: int, level: str | int = "INFO") ->
     console.setFormatter(_ConsoleFormatter())
     console.setLevel(level if rank == 0 else logging.ERROR)
     logger.addHandler(console)
-    if rank == 0 and log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
-        file_handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(message)s"))
-        logger.addHandler(file_handler)
+    if log_file is not None:
+        add_log_file(logger, log_file, rank)
     return logger
+
+
+def add_log_file(logger: logging.Logger, log_file: Path, rank: int) -> None:
+    """Also write ``logger`` to ``log_file`` (appending), on rank 0."""
+    if rank != 0:
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    file_handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(message)s"))
+    logger.addHandler(file_handler)
 
 
 class LogBuffer:

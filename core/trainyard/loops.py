@@ -133,6 +133,8 @@ class EpochBasedTrainLoop(_TrainLoop):
         runner.call_hook("before_train")
         while self.epoch < self.max_epochs and not self.stop_training:
             self.run_epoch()
+            if self.stop_training:
+                break
             done = self.epoch
             if done >= self.val_begin and (done % self.val_interval == 0 or done == self.max_epochs):
                 self._validate()

@@ -48,10 +48,12 @@ def param_groups(model: nn.Module, base_lr: float | None, base_decay: float | No
     if cfg:
         raise ConfigError(f"optim_wrapper.paramwise_cfg has unknown keys {sorted(cfg)}; use norm_decay_mult, bias_decay_mult, custom_keys")
     groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+    seen: set[int] = set()
     for module_name, module in model.named_modules():
         for name, param in module.named_parameters(recurse=False):
-            if not param.requires_grad:
-                continue
+            if not param.requires_grad or id(param) in seen:
+                continue  # a parameter shared by two modules is optimised once, by its first owner's rules
+            seen.add(id(param))
             full_name = f"{module_name}.{name}" if module_name else name
             lr_mult, decay_mult = 1.0, 1.0
             if isinstance(module, _NORM_LAYERS) and norm_mult is not None:
@@ -107,6 +109,8 @@ class OptimWrapper:
         self.scaler = torch.amp.GradScaler(device.type) if use_scaler else None
         self._calls = 0
         self._max_calls: int | None = None
+        self.stepped = False
+        """Whether the last :meth:`update_params` call stepped the optimizer (hooks that act per step read it)."""
 
     @staticmethod
     def _amp_dtype(dtype: str | None, device: torch.device) -> torch.dtype | None:
@@ -161,6 +165,7 @@ class OptimWrapper:
         else:
             loss.backward()
         self._calls += 1
+        self.stepped = steps
         logged: dict[str, torch.Tensor] = {}
         if steps:
             if self.clip_grad is not None:
@@ -176,8 +181,14 @@ class OptimWrapper:
             self.optimizer.zero_grad(set_to_none=True)
         return logged
 
+    def _parameters(self) -> list[nn.Parameter]:
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
+
     def state_dict(self) -> dict[str, Any]:
-        state = {"optimizer": self.optimizer.state_dict(), "calls": self._calls}
+        """Optimizer state and position; inside an accumulation window also the gradients gathered so far."""
+        state: dict[str, Any] = {"optimizer": self.optimizer.state_dict(), "calls": self._calls}
+        if self._calls % self.accumulative_counts:
+            state["partial_grads"] = [None if p.grad is None else p.grad.detach().clone() for p in self._parameters()]
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
         return state
@@ -185,6 +196,10 @@ class OptimWrapper:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self._calls = state.get("calls", self._calls)
+        partial_grads = state.get("partial_grads")
+        if partial_grads is not None:
+            for param, grad in zip(self._parameters(), partial_grads):
+                param.grad = None if grad is None else grad.to(param.device, param.dtype)
         if self.scaler is not None and "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
 

@@ -20,10 +20,10 @@ from torch import nn
 from trainyard import checkpoint, dist
 from trainyard.data import build_dataloader, to_device
 from trainyard.environment import select_device, setup_backends, setup_randomness
-from trainyard.errors import ConfigError
+from trainyard.errors import CheckpointError, ConfigError
 from trainyard.evaluation import Evaluator
 from trainyard.hooks import Hook, HookDispatcher
-from trainyard.logging import LogBuffer, RunWriter, setup_logger
+from trainyard.logging import LogBuffer, RunWriter, add_log_file, setup_logger
 from trainyard.optim import OptimWrapper, build_optim_wrapper
 from trainyard.registry import HOOKS, LOOPS, MODELS, SCHEDULERS, building
 
@@ -51,15 +51,11 @@ class Runner:
         self.device = select_device()
         self.seed = setup_randomness(cfg.get("randomness"))
         self.work_dir = Path(cfg.get("work_dir") or Path("work_dirs") / Path(getattr(cfg, "filename", None) or "run").stem)
-        self._resume_source = checkpoint.resume_source(cfg.get("resume", False), self.work_dir)
+        self.logger = setup_logger(None, self.rank, cfg.get("log_level", "INFO"))
+        self._resume_source, self._resume_notes = self._select_resume_source(cfg.get("resume", False))
         self.run_dir = self._choose_run_dir()
-        self.logger = setup_logger(self.run_dir / f"{self.run_dir.name}.log", self.rank, cfg.get("log_level", "INFO"))
         self.writer = RunWriter(self.run_dir, self.rank)
         self.log_buffer = LogBuffer()
-        if self.rank == 0:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.py").write_text(self.config_text)
-        self.logger.info(f"run directory {self.run_dir}; seed {self.seed}; device {self.device}; world size {self.world_size}")
         self.model = self._build_model(cfg.get("model"))
         self.dispatcher = HookDispatcher()
         self._build_hooks(cfg.get("default_hooks") or {}, cfg.get("custom_hooks") or [])
@@ -83,6 +79,51 @@ class Runner:
             return self.cfg.pretty_text
         except (AttributeError, SyntaxError):
             return pprint.pformat(self.cfg.to_dict() if hasattr(self.cfg, "to_dict") else dict(self.cfg))
+
+    def _select_resume_source(self, resume: Any) -> tuple[checkpoint.ResumeSource | None, list[str]]:
+        """Rank 0 chooses the checkpoint to resume from; every rank then reads that file."""
+        choice: tuple[str | None, list[str], str | None] = (None, [], None)
+        source = None
+        if self.rank == 0:
+            try:
+                source, notes = checkpoint.resume_source(resume, self.work_dir)
+                choice = (str(source.path) if source else None, notes, None)
+            except CheckpointError as exc:
+                choice = (None, [], str(exc))
+        path, notes, error = dist.broadcast_object(choice)
+        if error is not None:
+            raise CheckpointError(error)
+        if self.rank != 0 and path is not None:
+            source = checkpoint.ResumeSource(Path(path))
+        return source, notes
+
+    def _refuse_earlier_run(self) -> None:
+        """A new run never writes over the checkpoints of an earlier one unless ``resume`` or ``overwrite`` says so."""
+        if self._resume_source is None and self.rank == 0:
+            earlier = checkpoint.checkpoints_of_earlier_run(self.work_dir)
+            if earlier and not self.cfg.get("overwrite"):
+                raise ConfigError(
+                    f"work_dir {self.work_dir} already holds checkpoints of an earlier run ({', '.join(p.name for p in earlier[:4])}"
+                    f"{', ...' if len(earlier) > 4 else ''}); nothing was changed. To continue that run add --resume; "
+                    "to start a new run choose another --work-dir; to replace those checkpoints add --overwrite"
+                )
+            for path in earlier:
+                path.unlink()
+                self.logger.warning(f"--overwrite: removed {path} of an earlier run")
+        dist.barrier()
+
+    def _start_run_directory(self) -> None:
+        """Create the run directory of a training run (once everything is built): log file, config, cleanup notes."""
+        if self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.py").write_text(self.config_text)
+        add_log_file(self.logger, self.run_dir / f"{self.run_dir.name}.log", self.rank)
+        self.logger.info(f"run directory {self.run_dir}; seed {self.seed}; device {self.device}; world size {self.world_size}")
+        if self.rank == 0:
+            for line in checkpoint.remove_stale_temporaries(self.work_dir):
+                self.logger.info(line)
+        for line in self._resume_notes:
+            self.logger.info(line)
 
     def _choose_run_dir(self) -> Path:
         """``work_dir/<timestamp>``; a resumed run continues in its checkpoint's directory."""
@@ -240,11 +281,13 @@ class Runner:
 
     def train(self) -> nn.Module:
         """Train as ``train_cfg`` says (validating on the way when a val set is configured)."""
+        self._refuse_earlier_run()
         self.train_loop = self._build_loop("train")
         self.optim_wrapper = build_optim_wrapper(self.cfg.get("optim_wrapper") or {}, self.unwrapped_model, self.device)
         self.param_schedulers = self._build_schedulers()
         if self.cfg.get("val_dataloader") is not None:
             self.val_loop = self._build_loop("val")
+        self._start_run_directory()
         if self._resume_source is not None:
             checkpoint.resume(self, self._resume_source)
         elif self.cfg.get("load_from"):
@@ -265,6 +308,9 @@ class Runner:
         return self._run("test", self._build_loop("test").run)
 
     def _load_for_evaluation(self) -> None:
+        """Evaluation alone leaves no run directory: metrics go to the console (and ``--out``)."""
+        if self.train_loop is None:
+            self.writer.enabled = False
         if self.cfg.get("load_from") and self.train_loop is None:
             checkpoint.load_weights(self, self.cfg["load_from"])
 

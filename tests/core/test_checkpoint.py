@@ -43,7 +43,8 @@ def test_every_part_round_trips_with_weights_only(trained):
     assert set(state["state_dict"]) == {"conv.weight", "conv.bias", "head.weight", "head.bias"}
     assert state["optimizer"]["state"]["state"][0]["momentum_buffer"].shape == state["state_dict"]["conv.weight"].shape
     assert set(state["hooks"]) == {"EMAHook", "CheckpointHook"}
-    assert set(state["hooks"]["EMAHook"]["ema"]) == set(state["state_dict"])
+    assert set(state["hooks"]["EMAHook"]["training_weights"]) == set(state["state_dict"])
+    assert state["meta"]["weights"] == "ema"
     assert state["loop"]["iter"] == 24
     assert set(state["rng"][0]) >= {"torch", "numpy", "python"}
 
@@ -198,7 +199,7 @@ def test_torchvision_style_state_dict_loads_with_renamed_keys(tmp_path, caplog):
         assert torch.equal(loaded[key.removeprefix("module.")], value)
 
 
-def test_openmmlab_checkpoint_loads_and_reports_missing_and_unexpected(tmp_path):
+def test_openmmlab_checkpoint_loads_and_reports_missing_and_unexpected(tmp_path, capsys):
     weights = toy_state()
     weights.pop("head.bias")
     weights = {f"backbone.{k}": v for k, v in weights.items()}
@@ -210,7 +211,7 @@ def test_openmmlab_checkpoint_loads_and_reports_missing_and_unexpected(tmp_path)
 
     load_weights(runner, {"path": str(path), "revise_keys": [(r"^backbone\.", "")]})
     assert torch.equal(runner.unwrapped_model.state_dict()["conv.weight"], weights["backbone.conv.weight"])
-    log_text = (runner.run_dir / f"{runner.run_dir.name}.log").read_text()
+    log_text = capsys.readouterr().out
     assert "missing from" in log_text and "head.bias" in log_text
     assert "the model does not have (1): aux.weight" in log_text
 
@@ -250,7 +251,7 @@ def test_truncated_checkpoint(existing_run):
     truncated = work_dir.parent / "truncated.pth"
     truncated.write_bytes((work_dir / "epoch_4.pth").read_bytes()[:3000])
     result = run_trainyard("train", "tests/configs/tiny.py", "--work-dir", str(work_dir), "--resume", str(truncated))
-    assert_refused(result, "truncated.pth is truncated or corrupt")
+    assert_refused(result, "truncated.pth is incomplete or corrupt")
     assert_untouched(existing_run)
 
 
@@ -290,3 +291,106 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     assert (tmp_path / "last_checkpoint").read_text().endswith("iter_4.pth")
     assert not (tmp_path / "iter_6.pth").exists()
     assert torch.isfinite(read_checkpoint(tmp_path / "iter_4.pth")["state_dict"]["conv.weight"]).all()
+
+
+# what a killed run leaves behind ------------------------------------------------------------
+
+
+def dead_pid():
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_temporary_files_of_a_killed_save_are_removed_when_the_next_run_starts(tmp_path):
+    import os
+
+    stale = tmp_path / f".iter_22.pth.tmp-{dead_pid()}"
+    stale.write_bytes(bytes(3 * 2**20))
+    stale_pointer = tmp_path / f".last_checkpoint.tmp-{dead_pid()}"
+    stale_pointer.write_text("partial")
+    in_progress = tmp_path / f".iter_30.pth.tmp-{os.getpid()}"  # a live writer's file stays
+    in_progress.write_bytes(b"PK")
+    users_file = tmp_path / ".notes.tmp-backup"
+    users_file.write_text("not trainyard's")
+    runner = Runner.from_cfg(tiny_cfg(tmp_path, "train_cfg.max_epochs=1"))
+    runner.train()
+    assert not stale.exists() and not stale_pointer.exists()
+    assert in_progress.exists() and users_file.exists()
+    log_text = (runner.run_dir / f"{runner.run_dir.name}.log").read_text()
+    assert f"removed {stale.name} (3.0 MiB)" in log_text
+
+
+def test_resume_takes_a_complete_checkpoint_written_after_the_pointer_was_last_updated(uninterrupted, tmp_path):
+    kill = f"custom_hooks=[dict(type='KillScheduleHook', kills=[[8, 'pointer']], marker_dir='{tmp_path}/markers')]"
+    first = train_cli(tmp_path, kill)
+    assert first.returncode == -9
+    assert (tmp_path / "last_checkpoint").read_text().endswith("iter_4.pth")
+    second = train_cli(tmp_path, kill, "resume=auto")
+    assert second.returncode == 0, second.stderr
+    assert "iter_8.pth" in second.stdout and "newer than" in second.stdout
+    assert "at epoch 1, iteration 8" in second.stdout
+    assert_same_weights(final_weights(uninterrupted), final_weights(tmp_path))
+
+
+ACCUMULATE = ["optim_wrapper.accumulative_counts=3", "custom_hooks=[dict(type='EMAHook', momentum=0.2)]"]
+
+
+def test_runs_killed_inside_accumulation_windows_resume_to_identical_weights(tmp_path):
+    import random
+
+    reference = train_cli(tmp_path / "reference", *ACCUMULATE)
+    assert reference.returncode == 0, reference.stderr
+    kills = sorted(random.Random().sample(range(1, 18), 5))
+    kill = f"custom_hooks=[dict(type='EMAHook', momentum=0.2), dict(type='KillScheduleHook', kills={[[k, 'iter'] for k in kills]}, marker_dir='{tmp_path}/markers')]"
+    work_dir = tmp_path / "killed"
+    for _ in kills:
+        result = train_cli(work_dir, *ACCUMULATE, kill, "resume=auto")
+        assert result.returncode == -9, (kills, result.stderr[-2000:])
+    result = train_cli(work_dir, *ACCUMULATE, kill, "resume=auto")
+    assert result.returncode == 0, (kills, result.stderr[-2000:])
+    final, expected = read_checkpoint(work_dir / "iter_18.pth"), read_checkpoint(tmp_path / "reference" / "iter_18.pth")
+    assert_same_weights(expected["state_dict"], final["state_dict"]), kills
+    assert_same_weights(expected["hooks"]["EMAHook"]["training_weights"], final["hooks"]["EMAHook"]["training_weights"])
+
+
+# trusting pickled classes ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def numpy_scalar_checkpoint(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "with_numpy.pth"
+    torch.save({"state_dict": toy_state(), "best_score": np.float64(0.75)}, path)
+    return path
+
+
+def test_refusals_name_each_class_to_allow_until_the_file_loads(numpy_scalar_checkpoint, monkeypatch):
+    suggested = []
+    for expected_class in (r"multiarray\.scalar", r"numpy\.dtype", r"numpy\.dtypes\.Float64DType"):
+        with pytest.raises(CheckpointError, match=expected_class) as refused:
+            read_checkpoint(numpy_scalar_checkpoint)
+        suggested.append(str(refused.value).split("TRAINYARD_SAFE_GLOBALS=")[1].split()[0])
+        monkeypatch.setenv("TRAINYARD_SAFE_GLOBALS", suggested[-1])  # what the message says to set
+    assert read_checkpoint(numpy_scalar_checkpoint)["best_score"] == 0.75
+    assert len(suggested[-1].split(",")) == 3
+
+
+def test_the_documented_numpy_example_loads(numpy_scalar_checkpoint, monkeypatch):
+    import re
+    from pathlib import Path
+
+    documented = re.search(r"TRAINYARD_SAFE_GLOBALS=(\S+) python", (Path(__file__).parents[2] / "docs/checkpoints.md").read_text()).group(1)
+    monkeypatch.setenv("TRAINYARD_SAFE_GLOBALS", documented)
+    assert read_checkpoint(numpy_scalar_checkpoint)["best_score"] == 0.75
+
+
+@pytest.mark.parametrize("name", ["builtins.eval", "os.system", "subprocess.Popen", "builtins.getattr"])
+def test_code_running_callables_are_never_allowed(numpy_scalar_checkpoint, monkeypatch, name):
+    monkeypatch.setenv("TRAINYARD_SAFE_GLOBALS", name)
+    with pytest.raises(CheckpointError, match=f"{name}.*never allowed"):
+        read_checkpoint(numpy_scalar_checkpoint)

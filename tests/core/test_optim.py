@@ -100,3 +100,24 @@ def test_paramwise_rules_set_decay_and_lr_multipliers():
 def test_unknown_optim_wrapper_key_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown keys \\['clip_grads'\\]"):
         build_optim_wrapper(dict(optimizer=dict(type="SGD", lr=0.1), clip_grads=dict(max_norm=1)), nn.Linear(1, 1), torch.device("cpu"))
+
+
+class TiedHead(nn.Module):
+    """An embedding and an output layer sharing one weight, as language models tie them."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(5, 3)
+        self.out = nn.Linear(3, 5, bias=False)
+        self.out.weight = self.embed.weight
+
+
+def test_a_parameter_shared_by_two_modules_is_optimised_once():
+    model = TiedHead()
+    wrapper = build_optim_wrapper(dict(optimizer=dict(type="AdamW", lr=0.1, weight_decay=0.01),
+                                       paramwise_cfg=dict(custom_keys={"out": dict(lr_mult=0.5)})), model, torch.device("cpu"))
+    parameters = [p for group in wrapper.optimizer.param_groups for p in group["params"]]
+    assert len(parameters) == len({id(p) for p in parameters}) == 1
+    before = model.embed.weight.detach().clone()
+    wrapper.update_params(model.out(model.embed(torch.tensor([1, 2]))).sum())
+    assert not torch.equal(model.embed.weight, before) and model.out.weight is model.embed.weight

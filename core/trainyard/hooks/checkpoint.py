@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,21 @@ from trainyard.errors import ConfigError
 from trainyard.hooks.hook import Hook
 
 
+_PERIODIC = re.compile(r"^(epoch|iter)_(\d+)\.pth$")
+
+
 class CheckpointHook(Hook):
     """Saves every ``interval`` epochs or iterations, at the end, and at each new best score.
 
-    Files sit in the work directory: ``epoch_{N}.pth`` or ``iter_{N}.pth``, and
-    ``best_{metric}_{epoch|iter}_{N}.pth``. An older file is deleted only after the
+    Files sit in the work directory: ``epoch_{N}.pth`` at the end of epoch N (with
+    ``by_epoch``), ``iter_{N}.pth`` after iteration N (and for a save that falls
+    inside an epoch: a stop, an interrupt), and ``best_{metric}_{epoch|iter}_{N}.pth``.
+
+    Which files to keep is decided from what is on disk, not from a list carried in
+    the state, so checkpoints left by an interrupted run, or by a crash between a
+    save and a deletion, are cleaned up by the next save: the newest
+    ``max_keep_ckpts`` periodic files (epoch and iteration ones together, in training
+    order) and one best file per metric stay. An older file is deleted only after the
     newer one is safely written.
 
     Args:
@@ -47,10 +58,13 @@ class CheckpointHook(Hook):
         self.save_last = save_last
         self.save_best = save_best
         self.rule = rule
-        self.kept: list[str] = []
         self.best_score: float | None = None
         self.best_file: str | None = None
         self._last_saved_iter = -1
+
+    @staticmethod
+    def _at_epoch_end(runner: Any) -> bool:
+        return runner.iter % runner.train_loop.iters_per_epoch == 0
 
     def _save(self, runner: Any, filename: str) -> Path | None:
         path = checkpoint.save(runner, filename)
@@ -60,19 +74,30 @@ class CheckpointHook(Hook):
         return path
 
     def _save_periodic(self, runner: Any) -> None:
-        name = f"epoch_{runner.epoch}.pth" if self.by_epoch else f"iter_{runner.iter}.pth"
+        at_epoch_end = self.by_epoch and self._at_epoch_end(runner)
+        name = f"epoch_{runner.epoch}.pth" if at_epoch_end else f"iter_{runner.iter}.pth"
         self._save(runner, name)
-        self.kept.append(name)
         if self.max_keep_ckpts > 0 and runner.rank == 0:
-            while len(self.kept) > self.max_keep_ckpts:
-                (runner.work_dir / self.kept.pop(0)).unlink(missing_ok=True)
+            self._remove_old_periodic(runner, keep=name)
+
+    def _remove_old_periodic(self, runner: Any, keep: str) -> None:
+        """Keep the newest ``max_keep_ckpts`` periodic files on disk, the one just written among them."""
+        iters_per_epoch = runner.train_loop.iters_per_epoch
+        found = []
+        for path in runner.work_dir.iterdir():
+            match = _PERIODIC.match(path.name)
+            if match and path.name != keep:
+                found.append((int(match[2]) * (iters_per_epoch if match[1] == "epoch" else 1), path.name))
+        for _, name in sorted(found)[: max(len(found) - (self.max_keep_ckpts - 1), 0)]:
+            (runner.work_dir / name).unlink(missing_ok=True)
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         if not self.by_epoch and self.interval > 0 and runner.iter % self.interval == 0:
             self._save_periodic(runner)
 
     def after_train_epoch(self, runner: Any) -> None:
-        if self.by_epoch and self.interval > 0 and runner.epoch % self.interval == 0:
+        # an epoch cut short (a stop, an interrupt) is not a finished epoch: after_train saves it
+        if self.by_epoch and self.interval > 0 and runner.epoch % self.interval == 0 and self._at_epoch_end(runner):
             self._save_periodic(runner)
 
     def after_train(self, runner: Any) -> None:
@@ -91,17 +116,22 @@ class CheckpointHook(Hook):
         if not (score > best if rule == "greater" else score < best):
             return
         step = f"epoch_{runner.epoch}" if self.by_epoch else f"iter_{runner.iter}"
-        filename = f"best_{name.replace('/', '_')}_{step}.pth"
-        previous = self.best_file
+        metric = name.replace("/", "_")
+        filename = f"best_{metric}_{step}.pth"
         self.best_score, self.best_file = score, filename
         checkpoint.save(runner, filename)
         runner.logger.info(f"new best {name} = {score:.4f}: saved {runner.work_dir / filename}")
-        if previous and previous != filename and runner.rank == 0:
-            (runner.work_dir / previous).unlink(missing_ok=True)
+        if runner.rank == 0:
+            earlier = re.compile(rf"^best_{re.escape(metric)}_(epoch|iter)_\d+\.pth$")
+            for path in runner.work_dir.iterdir():
+                if earlier.match(path.name) and path.name != filename:
+                    path.unlink(missing_ok=True)
+
+    def after_load_checkpoint(self, runner: Any, checkpoint: dict) -> None:
+        self._last_saved_iter = runner.iter  # the step resumed from is saved already
 
     def state_dict(self) -> dict[str, Any]:
-        return {"kept": list(self.kept), "best_score": self.best_score, "best_file": self.best_file}
+        return {"best_score": self.best_score, "best_file": self.best_file}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.kept = list(state["kept"])
         self.best_score, self.best_file = state["best_score"], state["best_file"]

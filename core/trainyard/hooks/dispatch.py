@@ -18,6 +18,7 @@ class HookDispatcher:
 
     def __init__(self, hooks: Iterable[Hook] = ()) -> None:
         self._hooks: list[Hook] = []
+        self._registered: list[Hook] = []
         self._calls: dict[str, list[Any]] = {point: [] for point in HOOK_POINTS}
         self.seconds = 0.0
         for hook in hooks:
@@ -39,6 +40,7 @@ class HookDispatcher:
         while position > 0 and priority_value(self._hooks[position - 1].priority) > value:
             position -= 1
         self._hooks.insert(position, hook)
+        self._registered.append(hook)
         self._calls = {
             point: [getattr(h, point) for h in self._hooks if h.overrides(point)] for point in HOOK_POINTS
         }
@@ -53,16 +55,28 @@ class HookDispatcher:
             finally:
                 self.seconds += time.perf_counter() - start
 
+    def state_key(self, hook: Hook) -> str:
+        """Where ``hook``'s state sits in a checkpoint: its class name, ``Name#2`` for a second one, ...
+
+        Counted in registration order, so the same config gives the same keys, and a
+        checkpoint from before per-instance keys loads into the first hook of each class.
+        """
+        name = type(hook).__name__
+        same_class = [h for h in self._registered if type(h).__name__ == name]
+        position = next(i for i, h in enumerate(same_class) if h is hook)
+        return name if position == 0 else f"{name}#{position + 1}"
+
     def state_dict(self) -> dict[str, Any]:
-        """Each stateful hook's state, keyed by class name."""
+        """Each stateful hook's state, keyed by :meth:`state_key`."""
         states = {}
-        for hook in self._hooks:
+        for hook in self._registered:
             state = hook.state_dict()
             if state is not None:
-                states[type(hook).__name__] = state
+                states[self.state_key(hook)] = state
         return states
 
     def load_state_dict(self, states: dict[str, Any]) -> None:
-        for hook in self._hooks:
-            if type(hook).__name__ in states:
-                hook.load_state_dict(states[type(hook).__name__])
+        for hook in self._registered:
+            key = self.state_key(hook)
+            if key in states:
+                hook.load_state_dict(states[key])

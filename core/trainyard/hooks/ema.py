@@ -1,4 +1,4 @@
-"""Exponential moving average of the weights, used for validation and saved in checkpoints."""
+"""Exponential moving average of the weights: what validation, test, ``load_from`` and exports use."""
 
 from __future__ import annotations
 
@@ -10,10 +10,17 @@ from trainyard.hooks.hook import Hook
 
 
 class EMAHook(Hook):
-    """Keeps ``ema = (1 - momentum) * ema + momentum * weights`` after every step.
+    """Keeps ``ema = (1 - momentum) * ema + momentum * weights`` after every optimizer step.
+
+    Only parameters are averaged; buffers (batch-norm running statistics, counters)
+    are copied from the training model, so they always describe real activations.
+    Accumulation micro-steps that do not step the optimizer leave the average alone.
 
     Validation and test run with the averaged weights, and the training weights are
-    put back afterwards. Buffers (batch-norm statistics) are copied, not averaged.
+    put back afterwards. A checkpoint holds the averaged weights as its
+    ``state_dict`` (as MMEngine's EMA does), so ``trainyard test``, ``load_from`` and
+    anything else reading a checkpoint's weights get the model that was validated;
+    the training weights travel in this hook's state and come back on resume.
 
     Args:
         momentum: weight of the current parameters in each update.
@@ -28,23 +35,26 @@ class EMAHook(Hook):
         self.momentum = momentum
         self.begin_iter = begin_iter
         self._ema: dict[str, torch.Tensor] = {}
-
-    def _model_state(self, runner: Any) -> dict[str, torch.Tensor]:
-        return runner.unwrapped_model.state_dict(keep_vars=False)
+        self._parameter_keys: list[str] = []
+        self._buffer_keys: list[str] = []
+        self._training_weights: dict[str, torch.Tensor] | None = None
 
     def before_run(self, runner: Any) -> None:
+        state = runner.unwrapped_model.state_dict(keep_vars=True)
+        self._parameter_keys = [k for k, v in state.items() if isinstance(v, torch.nn.Parameter) and v.is_floating_point()]
+        self._buffer_keys = [k for k in state if k not in set(self._parameter_keys)]
         if not self._ema:
-            self._ema = {k: v.detach().clone() for k, v in self._model_state(runner).items()}
+            self._ema = {k: v.detach().clone() for k, v in state.items()}
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        state = self._model_state(runner)
-        floats = [k for k, v in state.items() if v.is_floating_point()]
+        if not runner.optim_wrapper.stepped:
+            return
+        state = runner.unwrapped_model.state_dict()
         weight = self.momentum if runner.iter > self.begin_iter else 1.0
         with torch.no_grad():
-            torch._foreach_lerp_([self._ema[k] for k in floats], [state[k] for k in floats], weight)
-            for key, value in state.items():
-                if not value.is_floating_point():
-                    self._ema[key].copy_(value)
+            torch._foreach_lerp_([self._ema[k] for k in self._parameter_keys], [state[k] for k in self._parameter_keys], weight)
+            for key in self._buffer_keys:
+                self._ema[key].copy_(state[key])
 
     def _swap(self, runner: Any) -> None:
         model = runner.unwrapped_model
@@ -59,12 +69,29 @@ class EMAHook(Hook):
         self._swap(runner)
 
     before_test_epoch = before_val_epoch
+    after_test_epoch = after_val_epoch
 
-    def after_test_epoch(self, runner: Any, metrics: dict[str, float] | None = None) -> None:
-        self._swap(runner)
+    def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
+        """Store the averaged weights as the model's and the training weights with this hook."""
+        own = checkpoint["hooks"][runner.dispatcher.state_key(self)]
+        own["training_weights"] = checkpoint["state_dict"]
+        checkpoint["state_dict"] = {k: v.detach().clone() for k, v in self._ema.items()}
+        checkpoint["meta"]["weights"] = "ema"
+
+    def after_load_checkpoint(self, runner: Any, checkpoint: dict) -> None:
+        """On resume the model was loaded with the average: take it as the EMA, put the training weights back."""
+        if self._training_weights is None:
+            return
+        model = runner.unwrapped_model
+        self._ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(self._training_weights)
+        self._training_weights = None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"ema": self._ema}
+        return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._ema = {k: v.clone() for k, v in state["ema"].items()}
+        if "training_weights" in state:
+            self._training_weights = state["training_weights"]
+        elif "ema" in state:  # checkpoints written before the average became the state_dict
+            self._ema = {k: v.clone() for k, v in state["ema"].items()}
