@@ -213,3 +213,16 @@ class StopAtIterHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         if runner.iter == self.iteration:
             runner.train_loop.stop_training = True
+
+
+@HOOKS.register()
+class SleepHook(Hook):
+    """Makes every iteration last at least ``seconds``, so a signal can land in the middle of a run."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        import time
+
+        time.sleep(self.seconds)

@@ -5,6 +5,7 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=1, by_epoch=True, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    nan_guard=dict(type='NaNGuardHook', interval=50),  # a NaN loss stops the run; never saved
 )
 custom_hooks = []
 

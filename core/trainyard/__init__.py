@@ -15,6 +15,7 @@ from trainyard.errors import (
     ConfigError,
     DatasetError,
     ModelContractError,
+    NonFiniteError,
     PluginError,
     RegistryError,
     TrainyardError,
@@ -48,6 +49,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "GatherMetric": "trainyard.evaluation",
     "build_pipeline": "trainyard.data",
     "to_device": "trainyard.data",
+    "TrainingInterrupted": "trainyard.interrupts",
 }
 
 
@@ -85,5 +87,7 @@ __all__ = [
     "CheckpointError",
     "DatasetError",
     "ModelContractError",
+    "NonFiniteError",
+    "TrainingInterrupted",
     *_LAZY_EXPORTS,
 ]

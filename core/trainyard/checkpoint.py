@@ -347,14 +347,14 @@ def save(runner: Runner, filename: str) -> Path | None:
     ``last_checkpoint`` is updated only after the file is safely on disk. Returns the
     path on rank 0, ``None`` elsewhere.
     """
+    state = collect_state(runner)
+    runner.call_hook("before_save_checkpoint", checkpoint=state)
     broken = non_finite_parameters(runner.unwrapped_model)
     if broken:
         raise NonFiniteError(
             f"the weights became NaN or infinite by iteration {runner.iter} ({', '.join(broken[:5])}"
             f"{', ...' if len(broken) > 5 else ''}); {filename} was not written. {last_good_checkpoint_text(runner.work_dir)}"
         )
-    state = collect_state(runner)
-    runner.call_hook("before_save_checkpoint", checkpoint=state)
     if runner.rank != 0:
         return None
     path = atomic_save(state, runner.work_dir / filename)
@@ -382,6 +382,21 @@ def _pointer_target(work_dir: Path) -> Path | None:
         return None
     target = Path(pointer.read_text().strip())
     return target if target.is_absolute() else work_dir / target
+
+
+def saved_at(work_dir: Path, iteration: int) -> str | None:
+    """The checkpoint ``last_checkpoint`` names, if it was written at ``iteration``."""
+    target = _pointer_target(work_dir)
+    if target is None or not target.is_file():
+        return None
+    return str(target) if re.search(rf"(^|_)iter_{iteration}\.pth$", target.name) or _read_meta_iter(target) == iteration else None
+
+
+def _read_meta_iter(path: Path) -> int | None:
+    try:
+        return int(read_checkpoint(path)["meta"]["iter"])
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        return None
 
 
 def last_good_checkpoint_text(work_dir: Path) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -179,14 +180,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
+    from trainyard.interrupts import TrainingInterrupted
+
     try:
         return handler(args)
     except TrainyardError as exc:
         print(f"trainyard {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print(f"trainyard {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except TrainingInterrupted as exc:
+        if _is_rank_zero():
+            print(f"trainyard {args.command}: {exc}. Continue with:\n  {_resume_command(args)}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt as exc:
+        if _is_rank_zero():
+            print(f"trainyard {args.command}: stopped at once; resume from the last checkpoint with --resume", file=sys.stderr)
+        return getattr(exc, "exit_code", 130)
+
+
+def _is_rank_zero() -> bool:
+
+    return os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) == "0"
+
+
+def _resume_command(args: argparse.Namespace) -> str:
+    """The command that continues an interrupted run: the same one, with ``--resume``."""
+    import shlex
+
+    words = ["trainyard", "train", args.config, "--work-dir", args.work_dir or str(Path("work_dirs") / Path(args.config).stem)]
+    if args.cfg_options:
+        words += ["--cfg-options", *args.cfg_options]
+    return shlex.join([*words, "--resume"])
 
 
 def run_tool(command: str) -> None:

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from trainyard.errors import ConfigError
+from trainyard.interrupts import ignore_stop_signals
 from trainyard.registry import COLLATE_FUNCTIONS, DATA_SAMPLERS, DATASETS, TRANSFORMS, building
 
 __all__ = ["build_dataloader", "build_pipeline", "default_collate", "pseudo_collate", "SeededDataset", "sample_seed", "to_device"]
@@ -138,6 +139,7 @@ def to_device(data: Any, device: torch.device) -> Any:
 
 def _seed_worker(worker_id: int) -> None:
     """Worker start: distinct global streams per worker, for code that ignores per-sample seeding."""
+    ignore_stop_signals()
     info = torch.utils.data.get_worker_info()
     seed = info.seed % 2**32
     np.random.seed(seed)

@@ -25,6 +25,7 @@ __all__ = [
     "all_reduce_tensors",
     "all_gather_objects",
     "broadcast_object",
+    "max_over_ranks",
     "init_distributed",
     "detect_launcher",
     "destroy",
@@ -69,6 +70,21 @@ def all_reduce_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tens
         torch_dist.all_reduce(moved)
         reduced[name] = moved.to(tensor.device)
     return reduced
+
+
+_cpu_group: Any = None
+
+
+def max_over_ranks(value: int) -> int:
+    """The largest ``value`` of all ranks, through a CPU (gloo) group so no GPU work is waited for."""
+    global _cpu_group
+    if not is_distributed():
+        return value
+    if _cpu_group is None:
+        _cpu_group = torch_dist.group.WORLD if torch_dist.get_backend() == "gloo" else torch_dist.new_group(backend="gloo")
+    tensor = torch.tensor([value], dtype=torch.int64)
+    torch_dist.all_reduce(tensor, op=torch_dist.ReduceOp.MAX, group=_cpu_group)
+    return int(tensor.item())
 
 
 def all_gather_objects(obj: Any) -> list[Any]:
@@ -166,5 +182,7 @@ def _export_slurm_environment() -> None:
 
 def destroy() -> None:
     """Leave the process group, if any."""
+    global _cpu_group
+    _cpu_group = None
     if is_distributed():
         torch_dist.destroy_process_group()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from trainyard import dist
 from trainyard.errors import ModelContractError
 
 if TYPE_CHECKING:
@@ -80,6 +81,21 @@ class _TrainLoop:
         self.iter = 0
         self.stop_training = False
         self.max_iters = 0
+        self.interrupted: int | None = None
+        """The signal that stopped training (see :mod:`trainyard.interrupts`), agreed by every rank."""
+        self._signal_received = 0
+
+    def request_stop(self, signal_number: int) -> None:
+        """Stop at the next iteration boundary (from a signal handler: only sets a flag)."""
+        self._signal_received = signal_number
+
+    def _agree_on_stop(self) -> None:
+        # Every rank must stop after the same iteration, so a signal that reached one rank
+        # a moment before the others is shared: one small CPU all-reduce per iteration under DDP.
+        received = dist.max_over_ranks(self._signal_received) if self.runner.world_size > 1 else self._signal_received
+        if received:
+            self.interrupted = received
+            self.stop_training = True
 
     @property
     def epoch(self) -> int:
@@ -91,6 +107,7 @@ class _TrainLoop:
         outputs = train_step(runner, data_batch)
         self.iter += 1
         runner.call_hook("after_train_iter", batch_idx=batch_idx, data_batch=data_batch, outputs=outputs)
+        self._agree_on_stop()
 
     def _batches_from(self, position: int) -> Iterator[Any]:
         """This epoch's batches from batch ``position`` on, without loading the skipped ones."""
@@ -180,6 +197,8 @@ class IterBasedTrainLoop(_TrainLoop):
         batches = self._cycle()
         while self.iter < self.max_iters and not self.stop_training:
             self.run_iter(self.iter, next(batches))
+            if self.stop_training:
+                break
             if self.iter >= self.val_begin and (self.iter % self.val_interval == 0 or self.iter == self.max_iters):
                 self._validate()
         runner.call_hook("after_train_epoch")

@@ -23,6 +23,7 @@ from trainyard.environment import select_device, setup_backends, setup_randomnes
 from trainyard.errors import CheckpointError, ConfigError
 from trainyard.evaluation import Evaluator
 from trainyard.hooks import Hook, HookDispatcher
+from trainyard.interrupts import StopOnSignals, TrainingInterrupted
 from trainyard.logging import LogBuffer, RunWriter, add_log_file, setup_logger
 from trainyard.optim import OptimWrapper, build_optim_wrapper
 from trainyard.registry import HOOKS, LOOPS, MODELS, SCHEDULERS, building
@@ -293,7 +294,10 @@ class Runner:
         elif self.cfg.get("load_from"):
             checkpoint.load_weights(self, self.cfg["load_from"])
         self.optim_wrapper.set_progress(self.train_loop.iter, self.train_loop.max_iters)
-        self._run("training", self.train_loop.run)
+        with StopOnSignals(self.train_loop.request_stop, self.logger):
+            self._run("training", self.train_loop.run)
+        if getattr(self.train_loop, "interrupted", None):
+            raise TrainingInterrupted(self.train_loop.interrupted, self.iter, checkpoint.saved_at(self.work_dir, self.iter))
         return self.unwrapped_model
 
     def val(self) -> dict[str, float]:

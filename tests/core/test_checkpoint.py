@@ -285,9 +285,8 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
         "train_dataloader.sampler=dict(type='DefaultSampler', shuffle=False)",
         "train_dataloader.dataset.nan_indices=(21,)",  # in the 6th batch of 4
         "default_hooks.checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False)",
-        "custom_hooks=[dict(type='NaNGuardHook')]",
     )
-    assert_refused(result, "non-finite loss at iteration 6", "loss_cls=nan", "iter_4.pth")
+    assert_refused(result, "NaN or infinite at iteration 6", "iter_4.pth")
     assert (tmp_path / "last_checkpoint").read_text().endswith("iter_4.pth")
     assert not (tmp_path / "iter_6.pth").exists()
     assert torch.isfinite(read_checkpoint(tmp_path / "iter_4.pth")["state_dict"]["conv.weight"]).all()

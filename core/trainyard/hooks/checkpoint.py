@@ -34,6 +34,7 @@ class CheckpointHook(Hook):
         by_epoch: count ``interval`` in epochs (default) or iterations.
         max_keep_ckpts: keep only the newest N periodic checkpoints; ``-1`` keeps all.
         save_last: save when training ends, if that step was not saved already.
+        save_on_interrupt: save when a signal (Ctrl-C, SIGTERM) stops training early.
         save_best: metric to track (``'mIoU'``), ``'auto'`` for the first metric, or None.
         rule: ``'greater'`` or ``'less'`` is better; default ``'less'`` for names with
             ``loss``, else ``'greater'``.
@@ -47,6 +48,7 @@ class CheckpointHook(Hook):
         by_epoch: bool = True,
         max_keep_ckpts: int = -1,
         save_last: bool = True,
+        save_on_interrupt: bool = True,
         save_best: str | None = None,
         rule: str | None = None,
     ) -> None:
@@ -56,6 +58,7 @@ class CheckpointHook(Hook):
         self.by_epoch = by_epoch
         self.max_keep_ckpts = max_keep_ckpts
         self.save_last = save_last
+        self.save_on_interrupt = save_on_interrupt
         self.save_best = save_best
         self.rule = rule
         self.best_score: float | None = None
@@ -101,7 +104,8 @@ class CheckpointHook(Hook):
             self._save_periodic(runner)
 
     def after_train(self, runner: Any) -> None:
-        if self.save_last and self._last_saved_iter != runner.iter:
+        wanted = self.save_on_interrupt if getattr(runner.train_loop, "interrupted", None) else self.save_last
+        if wanted and self._last_saved_iter != runner.iter:
             self._save_periodic(runner)
 
     def after_val_epoch(self, runner: Any, metrics: dict[str, float] | None = None) -> None:

@@ -1,0 +1,76 @@
+"""Ctrl-C and SIGTERM: stop at an iteration boundary, save, say how to resume, resume exactly."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO, free_port, trainyard_env
+from test_checkpoint import RESUME_OPTIONS, assert_same_weights, final_weights, train_cli
+
+SLOW = "custom_hooks=[dict(type='SleepHook', seconds=0.15)]"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    work_dir = tmp_path_factory.mktemp("uninterrupted")
+    result = train_cli(work_dir)
+    assert result.returncode == 0, result.stderr
+    return work_dir
+
+
+def start(command, work_dir):
+    """Start ``command`` in a session of its own (a terminal's process group) and wait until it trains."""
+    process = subprocess.Popen(command, cwd=REPO, env=trainyard_env({"PORT": str(free_port())}), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not any(p.stat().st_size > 0 for p in work_dir.glob("*/scalars.jsonl")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    return process
+
+
+def interrupt(process, signal_number, to_group):
+    sent = time.monotonic()
+    if to_group:
+        os.killpg(process.pid, signal_number)  # what a terminal's Ctrl-C does
+    else:
+        process.send_signal(signal_number)
+    out, err = process.communicate(timeout=120)
+    return process.returncode, time.monotonic() - sent, out, err
+
+
+def train_command(work_dir, *extra):
+    return [sys.executable, "-m", "trainyard", "train", "tests/configs/tiny.py", "--work-dir", str(work_dir),
+            "--cfg-options", *RESUME_OPTIONS, SLOW, *extra]
+
+
+@pytest.mark.parametrize("signal_number, exit_code, to_group", [(signal.SIGINT, 130, True), (signal.SIGTERM, 143, False)])
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_signal_stops_at_an_iteration_saves_and_resumes_to_identical_weights(uninterrupted, tmp_path, signal_number, exit_code, to_group, workers):
+    process = start(train_command(tmp_path, f"train_dataloader.num_workers={workers}"), tmp_path)
+    code, seconds, out, err = interrupt(process, signal_number, to_group)
+    print(f"{signal.Signals(signal_number).name} with {workers} workers: exit after {seconds:.2f} s")
+    assert code == exit_code, err
+    assert "Traceback" not in err and "Continue with:" in err and "--resume" in err
+    stopped_at = int(err.split("after iteration ")[1].split(";")[0])
+    assert (tmp_path / "last_checkpoint").read_text().endswith(f"iter_{stopped_at}.pth")
+    resumed = train_cli(tmp_path, SLOW, "resume=auto", f"train_dataloader.num_workers={workers}")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_weights(final_weights(uninterrupted), final_weights(tmp_path))
+
+
+def test_ctrl_c_stops_two_torchrun_processes_together_and_the_run_resumes(tmp_path):
+    command = ["bash", "tools/dist_train.sh", "tests/configs/tiny.py", "2", "--work-dir", str(tmp_path), "--cfg-options", *RESUME_OPTIONS, SLOW]
+    process = start(command, tmp_path)
+    code, seconds, out, err = interrupt(process, signal.SIGINT, to_group=True)
+    print(f"SIGINT with 2 processes: exit after {seconds:.2f} s")
+    assert code != 0
+    assert err.count("Continue with:") == 1, err
+    stopped_at = int(err.split("after iteration ")[1].split(";")[0])
+    assert (tmp_path / "last_checkpoint").read_text().endswith(f"iter_{stopped_at}.pth")
+    resumed = subprocess.run(command + ["resume=auto"], cwd=REPO, env=trainyard_env({"PORT": str(free_port())}), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"iteration {stopped_at}" in resumed.stdout
