@@ -32,6 +32,8 @@ def _add_cfg_options(parser: argparse.ArgumentParser) -> None:
 
 def _prepare(args: argparse.Namespace, mode: str) -> Any:
     """Load the config and apply the command-line options on top of ``--cfg-options``."""
+    if not Path(args.config).is_file():  # before torch is imported: a typo is answered at once
+        raise TrainyardError(f"config file not found: {args.config}")
     from trainyard.config import load_config, validate_config
     from trainyard.dist import detect_launcher
 
@@ -191,10 +193,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _is_rank_zero():
             print(f"trainyard {args.command}: {exc}. Continue with:\n  {_resume_command(args)}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:
+        message = _peer_failure_message(exc)
+        if message is None:
+            raise  # an error from user code keeps its traceback
+        print(f"trainyard {args.command}: rank {os.environ.get('RANK', '?')}: {message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:
         if _is_rank_zero():
             print(f"trainyard {args.command}: stopped at once; resume from the last checkpoint with --resume", file=sys.stderr)
         return getattr(exc, "exit_code", 130)
+
+
+_PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "Connection refused")
+
+
+def _peer_failure_message(exc: Exception) -> str | None:
+    """One line for a collective that failed because of another rank, instead of a gloo/NCCL traceback."""
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return None
+    text = str(exc)
+    distributed_error = type(exc).__name__ in ("DistBackendError", "DistNetworkError", "DistError", "DistStoreError")
+    if "timed out" in text.lower() or "timeout" in type(exc).__name__.lower():
+        return (
+            "a collective operation timed out: another rank died without a message, the ranks have data of "
+            "unequal length, or a hook calls a collective on one rank only. env_cfg.timeout sets the limit in seconds"
+        )
+    if distributed_error or any(marker in text for marker in _PEER_GONE):
+        return "stopped because another process of this job failed or left; its own message is above"
+    return None
 
 
 def _is_rank_zero() -> bool:

@@ -86,13 +86,18 @@ def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | Seq
         raise ConfigError(f"config file not found: {path}")
     if path.suffix != ".py":
         raise ConfigError(f"config must be a Python file (.py): {path}")
+    cycle = _base_cycle(path)
+    if cycle:
+        raise ConfigError("_base_ files include each other in a circle: " + " -> ".join(str(p) for p in cycle))
     try:
         cfg = _config_class().fromfile(str(path), import_custom_modules=False)
     except SyntaxError as exc:
         raise ConfigError(_syntax_message(path, exc)) from None
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: a file named in _base_ does not exist: {exc}") from None
-    except (KeyError, NameError, TypeError, ValueError, AssertionError) as exc:
+    except NameError as exc:
+        raise ConfigError(f"{_name_error_location(path, exc)}: {exc}; define it in that file or import it") from None
+    except (KeyError, TypeError, ValueError, AssertionError) as exc:
         raise ConfigError(f"{path}: cannot be read as a config: {type(exc).__name__}: {exc}") from None
     if overrides:
         if not isinstance(overrides, Mapping):
@@ -103,6 +108,43 @@ def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | Seq
             raise ConfigError(f"cannot apply {OVERRIDES_SOURCE} {dict(overrides)}: {exc}") from None
     _import_custom_modules(cfg)
     return cfg
+
+
+def _base_cycle(path: Path, chain: tuple[Path, ...] = ()) -> list[Path]:
+    """The files of a ``_base_`` circle reachable from ``path`` (empty when there is none)."""
+    path = path.resolve()
+    if path in chain:
+        return [*chain[chain.index(path):], path]
+    try:
+        bases = _base_files(path)
+    except (SyntaxError, ValueError, OSError):
+        return []  # reported when the file is read
+    for base in bases:
+        if base.is_file() and (cycle := _base_cycle(base, (*chain, path))):
+            return cycle
+    return []
+
+
+def _name_error_location(path: Path, exc: NameError) -> str:
+    """``config FILE, line N`` of the first use of the undefined name, in the file or its bases."""
+    name = getattr(exc, "name", None)
+    for candidate in [path.resolve(), *_all_bases(path)]:
+        try:
+            tree = ast.parse(candidate.read_text(), filename=str(candidate))
+        except (SyntaxError, OSError):
+            continue
+        lines = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)]
+        if lines:
+            return f"config {candidate}, line {min(lines)}"
+    return f"config {path}"
+
+
+def _all_bases(path: Path) -> list[Path]:
+    found: list[Path] = []
+    for base in _base_files(path):
+        if base.is_file() and base not in found:
+            found += [base, *_all_bases(base)]
+    return found
 
 
 def _syntax_message(path: Path, exc: SyntaxError) -> str:

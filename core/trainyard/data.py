@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from trainyard.errors import ConfigError
+from trainyard.errors import ConfigError, DatasetError
 from trainyard.interrupts import ignore_stop_signals
 from trainyard.registry import COLLATE_FUNCTIONS, DATA_SAMPLERS, DATASETS, TRANSFORMS, building
 
@@ -166,7 +166,10 @@ def build_dataloader(cfg: Mapping[str, Any], seed: int, key: str, shuffle: bool 
             raise ConfigError(f"'{key}' has no 'dataset'")
         dataset_cfg = options.pop("dataset")
         with building("dataset"):
-            dataset = dataset_cfg if isinstance(dataset_cfg, Dataset) else DATASETS.build(dataset_cfg)
+            try:
+                dataset = dataset_cfg if isinstance(dataset_cfg, Dataset) else DATASETS.build(dataset_cfg)
+            except DatasetError as exc:
+                raise DatasetError(f"{key}.dataset: {exc} (set by the config's {key}.dataset, e.g. its data_root)") from None
         sampler_cfg = dict(options.pop("sampler", None) or {"type": "DefaultSampler"})
         sampler_defaults: dict[str, Any] = {"dataset": dataset}
         if sampler_cfg.get("type") == "DefaultSampler":
@@ -182,7 +185,9 @@ def build_dataloader(cfg: Mapping[str, Any], seed: int, key: str, shuffle: bool 
             f"'{key}' has unknown keys {unknown}; a dataloader config takes dataset, sampler, "
             f"collate_fn and {', '.join(sorted(_DATALOADER_ARGUMENTS))}"
         )
-    options.setdefault("batch_size", 1)
+    batch_size = options.setdefault("batch_size", 1)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"{key}.batch_size must be a positive integer, got {batch_size!r}")
     num_workers = options.setdefault("num_workers", 0)
     if num_workers == 0:
         options.pop("persistent_workers", None)

@@ -137,6 +137,11 @@ def init_distributed(launcher: str = "none", backend: str | None = None, timeout
             raise ConfigError(f"launcher '{launcher}' needs the environment variable {name}; start with torchrun or srun")
     if backend is None:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl" and not torch.cuda.is_available():
+        raise ConfigError(
+            "env_cfg.dist_cfg.backend='nccl' needs CUDA, and this machine has none; use backend='gloo' "
+            "(or None, which picks gloo on CPU machines)"
+        )
     if backend == "nccl":
         torch.cuda.set_device(get_local_rank())
     timeout = datetime.timedelta(seconds=timeout_s)

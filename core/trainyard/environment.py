@@ -16,8 +16,14 @@ from trainyard.errors import ConfigError
 __all__ = ["select_device", "set_random_seed", "setup_randomness", "setup_backends"]
 
 
-def select_device() -> torch.device:
-    """This rank's CUDA device when CUDA is present, else the CPU."""
+def select_device(requested: str | None = None) -> torch.device:
+    """``env_cfg.device``: ``'cpu'``, ``'cuda'``, or ``None``/``'auto'`` for this rank's CUDA device when there is one."""
+    if requested not in (None, "auto", "cpu", "cuda"):
+        raise ConfigError(f"env_cfg.device must be 'auto', 'cpu' or 'cuda', got {requested!r}")
+    if requested == "cpu":
+        return torch.device("cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("env_cfg.device='cuda', but this machine has no usable CUDA device; use device='cpu' (or 'auto')")
     if torch.cuda.is_available():
         return torch.device("cuda", dist.get_local_rank() % torch.cuda.device_count())
     return torch.device("cpu")

@@ -215,6 +215,10 @@ def build_optim_wrapper(cfg: Mapping[str, Any], model: nn.Module, device: torch.
     if "optimizer" not in options:
         raise ConfigError("optim_wrapper has no 'optimizer'")
     optimizer_cfg = dict(options.pop("optimizer"))
+    for name in ("lr", "weight_decay"):
+        value = optimizer_cfg.get(name)
+        if value is not None and (isinstance(value, (str, bool)) or not isinstance(value, (int, float))):
+            raise ConfigError(f"optim_wrapper.optimizer.{name}={value!r} is not a number; expects a number like 0.01")
     groups = param_groups(
         model,
         optimizer_cfg.get("lr"),

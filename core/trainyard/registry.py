@@ -268,6 +268,9 @@ class Registry:
         failed = plugins.failed_plugins()
         if failed:
             message += " Plugins that failed to load: " + "; ".join(failed) + "."
+        disabled = [r.name for r in plugins.plugin_records() if r.status == "disabled"]
+        if disabled:
+            message += f" Disabled by TRAINYARD_DISABLE_PLUGINS: {', '.join(disabled)} (their components are not available)."
         return message
 
     # building ---------------------------------------------------------------
@@ -333,6 +336,16 @@ class Registry:
                 f"{self.kind}: cannot build '{label}'{self._key_note()}: {detail}. "
                 f"Accepted arguments: {', '.join(accepted) or '(none)'}."
             ) from None
+        for name, value in kwargs.items():
+            parameter = signature.parameters.get(name)
+            default = parameter.default if parameter is not None else inspect.Parameter.empty
+            if isinstance(value, str) and isinstance(default, (int, float)):
+                expected = "true or false" if isinstance(default, bool) else f"a number ({type(default).__name__})"
+                key = f"{_current_key()}.{name}" if _BUILD_KEY.get() else name
+                raise RegistryError(
+                    f"{self.kind}: cannot build '{label}': {key}={value!r} is text, but {label} expects {expected}, "
+                    f"like its default {default!r}"
+                )
 
 
 class RegistryView:

@@ -49,7 +49,7 @@ class Runner:
         )
         setup_backends(env_cfg)
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
-        self.device = select_device()
+        self.device = select_device(env_cfg.get("device"))
         self.seed = setup_randomness(cfg.get("randomness"))
         self.work_dir = Path(cfg.get("work_dir") or Path("work_dirs") / Path(getattr(cfg, "filename", None) or "run").stem)
         self.logger = setup_logger(None, self.rank, cfg.get("log_level", "INFO"))
@@ -100,6 +100,10 @@ class Runner:
 
     def _refuse_earlier_run(self) -> None:
         """A new run never writes over the checkpoints of an earlier one unless ``resume`` or ``overwrite`` says so."""
+        blocking = next((p for p in (self.work_dir, *self.work_dir.parents) if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            where = "is a file" if blocking == self.work_dir else f"is under {blocking}, which is a file"
+            raise ConfigError(f"work_dir {self.work_dir} {where}; choose a directory with --work-dir")
         if self._resume_source is None and self.rank == 0:
             earlier = checkpoint.checkpoints_of_earlier_run(self.work_dir)
             if earlier and not self.cfg.get("overwrite"):
@@ -258,6 +262,16 @@ class Runner:
         with building(key):
             return LOOPS.build(loop_cfg, runner=self, dataloader=self.dataloader("train"))
 
+    def _check_class_count(self) -> None:
+        """A model with fewer outputs than the dataset has classes would fail deep inside the loss."""
+        model_classes = getattr(self.unwrapped_model, "num_classes", None)
+        classes = (getattr(self.train_dataloader.dataset, "metainfo", None) or {}).get("classes") or ()
+        if isinstance(model_classes, int) and classes and model_classes < len(classes):
+            raise ConfigError(
+                f"model.num_classes={model_classes}, but train_dataloader.dataset has {len(classes)} classes "
+                f"({', '.join(map(str, classes[:8]))}{', ...' if len(classes) > 8 else ''}); set model.num_classes={len(classes)}"
+            )
+
     def _build_schedulers(self) -> list[Any]:
         configs = self.cfg.get("param_scheduler") or []
         configs = [configs] if isinstance(configs, Mapping) else list(configs)
@@ -288,6 +302,7 @@ class Runner:
         self.param_schedulers = self._build_schedulers()
         if self.cfg.get("val_dataloader") is not None:
             self.val_loop = self._build_loop("val")
+        self._check_class_count()
         self._start_run_directory()
         if self._resume_source is not None:
             checkpoint.resume(self, self._resume_source)

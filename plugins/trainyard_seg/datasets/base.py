@@ -83,10 +83,25 @@ class SegDataset(torch.utils.data.Dataset):
     def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         raise NotImplementedError
 
+    def _check_label_values(self, label_map: torch.Tensor, source: str) -> None:
+        outside = _label_values_outside(label_map, len(self.classes))
+        if outside:
+            raise DatasetError(
+                f"{source}: label map holds class values {outside}, but the dataset has {len(self.classes)} classes "
+                f"(0-{len(self.classes) - 1}; {IGNORE_INDEX} is ignored). Fix the label file, or map the values with label_map"
+            )
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         image, label_map, meta = self.load(index)
+        if image.shape[-2:] != label_map.shape[-2:]:
+            raise DatasetError(
+                f"{meta.get('file', f'sample {index}')}: the image is {tuple(image.shape[-2:])} (height, width) "
+                f"but its label map is {tuple(label_map.shape[-2:])}"
+            )
         if self.table is not None:
             label_map = self.table[label_map.long()]
+        if self.classes:
+            self._check_label_values(label_map, meta.get("file", f"sample {index}"))
         sample = {"inputs": tv_tensors.Image(image), "targets": tv_tensors.Mask(label_map)}
         if self.pipeline is not None:
             sample = self.pipeline(sample)
@@ -95,6 +110,11 @@ class SegDataset(torch.utils.data.Dataset):
             "targets": sample["targets"].as_subclass(torch.Tensor).long(),
             "meta": {"index": index, "ori_size": tuple(image.shape[-2:]), **meta},
         }
+
+
+def _label_values_outside(label_map: torch.Tensor, num_classes: int) -> list[int]:
+    values = torch.unique(label_map)
+    return [int(v) for v in values if num_classes <= v < IGNORE_INDEX]
 
 
 def default_palette(count: int) -> list[tuple[int, int, int]]:

@@ -6,10 +6,12 @@ loaded before training) or ``load_from`` in the config.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from torchvision.models import segmentation
 
+from trainyard import ConfigError
 from trainyard.checkpoint import read_checkpoint
 from trainyard_seg.models.segmentor import Segmentor
 
@@ -30,6 +32,14 @@ class TorchvisionSegmentor(Segmentor):
                  data_preprocessor: dict | None = None, dice_weight: float = 0.0, **builder_args: Any) -> None:
         super().__init__(num_classes, data_preprocessor=data_preprocessor, dice_weight=dice_weight)
         build = getattr(segmentation, self.builder)
+        accepted = [name for name, p in inspect.signature(build).parameters.items() if p.kind is p.KEYWORD_ONLY and not name.startswith("weights")]
+        unknown = sorted(set(builder_args) - set(accepted))
+        if unknown:
+            # torchvision's builders take **kwargs and drop what they do not know: a typo would pass silently
+            raise ConfigError(
+                f"{type(self).__name__} got unknown arguments {unknown}; accepted: num_classes, aux_loss, weights_path, "
+                f"data_preprocessor, dice_weight{''.join(', ' + a for a in accepted if a not in ('num_classes', 'aux_loss'))}"
+            )
         options = {"weights": None, "weights_backbone": None, "num_classes": num_classes, **builder_args}
         if aux_loss:
             options["aux_loss"] = True
