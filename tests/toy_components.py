@@ -110,11 +110,11 @@ class KillAtIterHook(Hook):
 class FailingHook(Hook):
     """Raises from inside a hook, as a buggy user hook would (on one rank only if ``rank`` is set)."""
 
-    def __init__(self, rank: int | None = None) -> None:
-        self.rank = rank
+    def __init__(self, rank: int | None = None, iteration: int | None = None) -> None:
+        self.rank, self.iteration = rank, iteration
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        if self.rank is None or runner.rank == self.rank:
+        if (self.rank is None or runner.rank == self.rank) and self.iteration in (None, runner.iter):
             raise_from_user_hook(runner.iter)
 
 

@@ -85,6 +85,19 @@ def test_an_error_on_one_rank_ends_the_whole_job_with_the_error_and_no_process_l
     assert leftover.stdout.strip() == ""
 
 
+def test_an_error_on_rank_1_at_iteration_3_ends_the_job_quickly_with_that_message_once(tmp_path):
+    import time
+
+    started = time.monotonic()
+    result = dist_train(tmp_path, "--cfg-options", "custom_hooks=[dict(type='FailingHook', rank=1, iteration=3)]", "env_cfg.timeout=60", timeout=120)
+    seconds = time.monotonic() - started
+    assert result.returncode != 0
+    assert seconds < 60, seconds
+    assert result.stderr.count("ValueError: user hook failed at iteration 3") == 1, result.stderr[-4000:]
+    assert "rank 0: stopped because another process of this job failed or left" in result.stderr
+    assert "[rank0]: Traceback" not in result.stderr and "[rank0]:" not in result.stderr
+
+
 def test_two_torchrun_nodes_on_one_machine_train_together(tmp_path):
     port = str(free_port())
     common = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
