@@ -226,3 +226,17 @@ class SleepHook(Hook):
         import time
 
         time.sleep(self.seconds)
+
+
+@HOOKS.register()
+class StallHook(Hook):
+    """One rank stops answering at an iteration, as a rank stuck in I/O or a deadlock would."""
+
+    def __init__(self, rank: int, iteration: int, seconds: float) -> None:
+        self.rank, self.iteration, self.seconds = rank, iteration, seconds
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if runner.rank == self.rank and runner.iter == self.iteration:
+            import time
+
+            time.sleep(self.seconds)

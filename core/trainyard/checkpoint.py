@@ -28,6 +28,7 @@ import random
 import re
 import socket
 import time
+import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -199,7 +200,8 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} is a directory, not a file")
     trusted = _trusted_globals()
     try:
-        with torch.serialization.safe_globals(trusted):
+        with torch.serialization.safe_globals(trusted), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's notes on pickle protocols: the error says it all
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(_explain_load_failure(path, exc)) from None
@@ -210,24 +212,24 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _explain_load_failure(path: Path, exc: Exception) -> str:
     text = str(exc)
-    if "Weights only load failed" in text or "Unsupported global" in text or "WeightsUnpickler" in text:
-        found = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"but got <class '([\w.]+)'>", text)
-        if found is None:
-            return (
-                f"{path} holds Python objects that weights_only=True loading cannot build ({text.strip().splitlines()[-1][:200]}); "
-                "re-save its tensors as a plain state dict"
-            )
+    found = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"but got <class '([\w.]+)'>", text)
+    if found is not None:
         allow = ",".join(dict.fromkeys([*_trusted_names(), found.group(1)]))
         return (
             f"{path} is a pickled checkpoint holding Python objects ({found.group(1)}), not only tensors and plain values; "
             "loading it could run arbitrary code, so trainyard refuses it. If you trust its source, allow that class "
             f"(loading stays weights_only=True): {SAFE_GLOBALS_VARIABLE}={allow} ; or re-save its tensors as a plain state dict"
         )
-    if "zip archive" in text or "central directory" in text or "EOF" in text or "truncated" in text.lower():
+    with open(path, "rb") as file:
+        head = file.read(4)
+    if not head or (head == b"PK\x03\x04" and not _is_intact(path)):
         intact = newest_intact_checkpoint(path.parent, exclude=path)
         hint = f"the newest intact checkpoint in {path.parent} is {intact.name}" if intact else "use an earlier checkpoint"
-        return f"{path} is incomplete or corrupt: not a complete archive (a save that never finished, or a partial copy); {hint}"
-    return f"{path} is not a torch checkpoint: {type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+        what = "empty" if not head else "incomplete or corrupt: not a complete archive"
+        return f"{path} is {what} (a save that never finished, or a partial copy); {hint}"
+    reason = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+    detail = reason.group(1).strip() if reason else (text.strip().splitlines() or [type(exc).__name__])[0]
+    return f"{path} is not a torch checkpoint, or is damaged ({type(exc).__name__}: {detail[:200]})"
 
 
 def _is_intact(path: Path) -> bool:

@@ -66,10 +66,10 @@ def _prepare(args: argparse.Namespace, mode: str) -> Any:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    cfg = _prepare(args, "train")
     from trainyard import dist
     from trainyard.runner import Runner
 
-    cfg = _prepare(args, "train")
     try:
         Runner.from_cfg(cfg).train()
     finally:
@@ -78,10 +78,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_test(args: argparse.Namespace) -> int:
+    cfg = _prepare(args, "test")
     from trainyard import dist
     from trainyard.runner import Runner
 
-    cfg = _prepare(args, "test")
     try:
         runner = Runner.from_cfg(cfg)
         metrics = runner.test()
@@ -187,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except TrainyardError as exc:
-        print(f"trainyard {args.command}: error: {exc}", file=sys.stderr)
+        if _is_rank_zero() or not exc.same_on_every_rank:
+            print(f"trainyard {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except TrainingInterrupted as exc:
         if _is_rank_zero():

@@ -10,6 +10,9 @@ wrapped, so they keep their traceback.
 class TrainyardError(Exception):
     """A mistake in the user's input, explained in the message."""
 
+    same_on_every_rank = False
+    """True for errors every rank of a distributed run raises together (the command line prints them once)."""
+
 
 class ConfigError(TrainyardError):
     """The config cannot be read or does not describe a run."""
@@ -37,3 +40,5 @@ class DatasetError(TrainyardError):
 
 class NonFiniteError(TrainyardError):
     """The loss or the weights became NaN or infinite; training stopped before saving them."""
+
+    same_on_every_rank = True

@@ -12,9 +12,27 @@ def test_tiny_config_trains_validates_and_tests(tmp_path):
     assert "Val (epoch 3)" in train.stdout and "training finished" in train.stdout
     assert (tmp_path / "epoch_3.pth").is_file()
     metrics_file = tmp_path / "metrics.json"
+    runs_before = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
     test = run_trainyard("test", "tests/configs/tiny.py", str(tmp_path / "epoch_3.pth"), "--work-dir", str(tmp_path), "--out", str(metrics_file))
     assert test.returncode == 0, test.stderr
     assert 0.0 <= json.loads(metrics_file.read_text())["accuracy"] <= 1.0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == runs_before  # a test is not a run
+
+
+def test_a_config_that_fails_to_build_leaves_no_run_directory(tmp_path):
+    result = run_trainyard("train", "tests/configs/tiny.py", "--work-dir", str(tmp_path / "work"), "--cfg-options", "train_dataloader.batch_size=0")
+    assert result.returncode == 2
+    assert not (tmp_path / "work").exists()
+
+
+def test_a_missing_config_is_reported_before_torch_is_imported():
+    import subprocess
+    import sys
+
+    probe = "import sys; from trainyard.cli import main; code = main(['train', 'missing.py']); print(code, 'torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["2", "False"], result.stderr
+    assert "config file not found: missing.py" in result.stderr
 
 
 def assert_one_clear_error(result, *fragments):

@@ -98,6 +98,27 @@ def test_an_error_on_rank_1_at_iteration_3_ends_the_job_quickly_with_that_messag
     assert "[rank0]: Traceback" not in result.stderr and "[rank0]:" not in result.stderr
 
 
+def test_a_nan_loss_on_one_rank_stops_both_ranks_and_keeps_the_good_checkpoint(tmp_path):
+    result = dist_train(
+        tmp_path, "--cfg-options", "train_dataloader.sampler=dict(type='DefaultSampler', shuffle=False)",
+        "train_dataloader.dataset.nan_indices=(21,)",  # batch 6 of rank 1 only (ranks take alternate samples)
+        "default_hooks.checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False)", timeout=120,
+    )
+    assert result.returncode != 0
+    assert result.stderr.count("NaN or infinite at iteration 3 on rank 1") == 1, result.stderr[-3000:]
+    assert result.stderr.count("Traceback") <= 1  # torchrun's own summary only
+    assert (tmp_path / "last_checkpoint").read_text().endswith("iter_2.pth")
+    assert torch.isfinite(read_checkpoint(tmp_path / "iter_2.pth")["state_dict"]["conv.weight"]).all()
+
+
+def test_a_collective_timeout_ends_the_job_with_one_message_naming_the_causes(tmp_path):
+    result = dist_train(tmp_path, "--cfg-options", "custom_hooks=[dict(type='StallHook', rank=1, iteration=3, seconds=12)]",
+                        "env_cfg.timeout=4", timeout=120)
+    assert result.returncode != 0
+    assert result.stderr.count("rank 0: a collective operation timed out") == 1, result.stderr[-3000:]
+    assert "env_cfg.timeout" in result.stderr and "[rank0]:" not in result.stderr
+
+
 def test_two_torchrun_nodes_on_one_machine_train_together(tmp_path):
     port = str(free_port())
     common = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",

@@ -8,6 +8,7 @@ import time
 
 import pytest
 from conftest import REPO, free_port, trainyard_env
+from trainyard.checkpoint import read_checkpoint
 from test_checkpoint import RESUME_OPTIONS, assert_same_weights, final_weights, train_cli
 
 SLOW = "custom_hooks=[dict(type='SleepHook', seconds=0.15)]"
@@ -47,12 +48,14 @@ def train_command(work_dir, *extra):
             "--cfg-options", *RESUME_OPTIONS, SLOW, *extra]
 
 
-@pytest.mark.parametrize("signal_number, exit_code, to_group", [(signal.SIGINT, 130, True), (signal.SIGTERM, 143, False)])
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("signal_number, exit_code, to_group, workers", [
+    (signal.SIGINT, 130, True, 0), (signal.SIGINT, 130, True, 2), (signal.SIGINT, 130, False, 2),
+    (signal.SIGTERM, 143, False, 0), (signal.SIGTERM, 143, False, 2),
+])
 def test_a_signal_stops_at_an_iteration_saves_and_resumes_to_identical_weights(uninterrupted, tmp_path, signal_number, exit_code, to_group, workers):
     process = start(train_command(tmp_path, f"train_dataloader.num_workers={workers}"), tmp_path)
     code, seconds, out, err = interrupt(process, signal_number, to_group)
-    print(f"{signal.Signals(signal_number).name} with {workers} workers: exit after {seconds:.2f} s")
+    print(f"{signal.Signals(signal_number).name} to the {'group' if to_group else 'main process'} with {workers} workers: exit after {seconds:.2f} s")
     assert code == exit_code, err
     assert "Traceback" not in err and "Continue with:" in err and "--resume" in err
     stopped_at = int(err.split("after iteration ")[1].split(";")[0])
@@ -62,15 +65,27 @@ def test_a_signal_stops_at_an_iteration_saves_and_resumes_to_identical_weights(u
     assert_same_weights(final_weights(uninterrupted), final_weights(tmp_path))
 
 
-def test_ctrl_c_stops_two_torchrun_processes_together_and_the_run_resumes(tmp_path):
-    command = ["bash", "tools/dist_train.sh", "tests/configs/tiny.py", "2", "--work-dir", str(tmp_path), "--cfg-options", *RESUME_OPTIONS, SLOW]
-    process = start(command, tmp_path)
+def dist_command(work_dir):
+    return ["bash", "tools/dist_train.sh", "tests/configs/tiny.py", "2", "--work-dir", str(work_dir), "--cfg-options", *RESUME_OPTIONS, SLOW]
+
+
+def run_dist(command):
+    return subprocess.run(command, cwd=REPO, env=trainyard_env({"PORT": str(free_port())}), capture_output=True, text=True, timeout=300)
+
+
+def test_ctrl_c_stops_two_torchrun_processes_together_and_the_run_resumes_to_identical_weights(tmp_path):
+    reference = run_dist(dist_command(tmp_path / "reference"))
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    command = dist_command(tmp_path / "work")
+    process = start(command, tmp_path / "work")
     code, seconds, out, err = interrupt(process, signal.SIGINT, to_group=True)
     print(f"SIGINT with 2 processes: exit after {seconds:.2f} s")
     assert code != 0
     assert err.count("Continue with:") == 1, err
     stopped_at = int(err.split("after iteration ")[1].split(";")[0])
-    assert (tmp_path / "last_checkpoint").read_text().endswith(f"iter_{stopped_at}.pth")
-    resumed = subprocess.run(command + ["resume=auto"], cwd=REPO, env=trainyard_env({"PORT": str(free_port())}), capture_output=True, text=True, timeout=300)
+    assert (tmp_path / "work" / "last_checkpoint").read_text().endswith(f"iter_{stopped_at}.pth")
+    resumed = run_dist(command + ["resume=auto"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"iteration {stopped_at}" in resumed.stdout
+    final = "iter_9.pth"  # 2 ranks x batch 4: 3 iterations per epoch
+    assert_same_weights(read_checkpoint(tmp_path / "reference" / final)["state_dict"], read_checkpoint(tmp_path / "work" / final)["state_dict"])
