@@ -71,3 +71,44 @@ def installed_plugins(tmp_path_factory) -> Path:
             env={**os.environ, "PIP_NO_INPUT": "1"},
         )
     return target
+
+
+# exact resume: one uninterrupted reference run, shared by the kill, signal and resume tests
+
+RESUME_OPTIONS = [
+    "model.dropout=0.3",
+    "train_cfg.max_epochs=3",
+    "default_hooks.checkpoint=dict(type='CheckpointHook', interval=4, by_epoch=False)",
+    "default_hooks.logger.interval=1",
+    "param_scheduler=[dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=10)]",
+    "val_cfg=None",
+    "val_dataloader=None",
+]
+
+
+def train_cli(work_dir, *extra):
+    return run_trainyard("train", "tests/configs/tiny.py", "--work-dir", str(work_dir), "--cfg-options", *RESUME_OPTIONS, *extra)
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(tmp_path_factory):
+    work_dir = tmp_path_factory.mktemp("uninterrupted")
+    result = train_cli(work_dir)
+    assert result.returncode == 0, result.stderr
+    return work_dir
+
+
+def final_weights(work_dir):
+    from trainyard.checkpoint import read_checkpoint
+
+    return read_checkpoint(work_dir / "iter_18.pth")["state_dict"]
+
+
+def assert_same_weights(a, b):
+    import torch
+
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+

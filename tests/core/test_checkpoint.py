@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from conftest import run_trainyard, tiny_cfg
+from conftest import assert_same_weights, final_weights, run_trainyard, tiny_cfg, train_cli
 
 from trainyard import CheckpointError
 from trainyard.checkpoint import atomic_save, read_checkpoint
@@ -109,33 +109,6 @@ atomic_save({{'value': torch.zeros(1000)}}, work / 'iter_1.pth')
 
 # exact resume ---------------------------------------------------------------------------
 
-RESUME_OPTIONS = [
-    "model.dropout=0.3",
-    "train_cfg.max_epochs=3",
-    "default_hooks.checkpoint=dict(type='CheckpointHook', interval=4, by_epoch=False)",
-    "default_hooks.logger.interval=1",
-    "param_scheduler=[dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=10)]",
-    "val_cfg=None",
-    "val_dataloader=None",
-]
-
-
-def train_cli(work_dir, *extra):
-    return run_trainyard("train", "tests/configs/tiny.py", "--work-dir", str(work_dir), "--cfg-options", *RESUME_OPTIONS, *extra)
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    work_dir = tmp_path_factory.mktemp("uninterrupted")
-    result = train_cli(work_dir)
-    assert result.returncode == 0, result.stderr
-    return work_dir
-
-
-def final_weights(work_dir):
-    return read_checkpoint(work_dir / "iter_18.pth")["state_dict"]
-
-
 def killed_and_resumed(work_dir, kill_at, *extra):
     kill = f"custom_hooks=[dict(type='KillAtIterHook', iteration={kill_at}, marker='{work_dir}/killed')]"
     first = train_cli(work_dir, kill, *extra)
@@ -143,12 +116,6 @@ def killed_and_resumed(work_dir, kill_at, *extra):
     second = train_cli(work_dir, kill, "resume=auto", *extra)
     assert second.returncode == 0, second.stderr
     return second
-
-
-def assert_same_weights(a, b):
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
 
 
 def scalar_records(work_dir):

@@ -7,19 +7,11 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, free_port, trainyard_env
+from conftest import REPO, RESUME_OPTIONS, assert_same_weights, final_weights, free_port, train_cli, trainyard_env
+
 from trainyard.checkpoint import read_checkpoint
-from test_checkpoint import RESUME_OPTIONS, assert_same_weights, final_weights, train_cli
 
 SLOW = "custom_hooks=[dict(type='SleepHook', seconds=0.15)]"
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    work_dir = tmp_path_factory.mktemp("uninterrupted")
-    result = train_cli(work_dir)
-    assert result.returncode == 0, result.stderr
-    return work_dir
 
 
 def start(command, work_dir):
