@@ -70,10 +70,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from trainyard import dist
     from trainyard.runner import Runner
 
+    from trainyard.interrupts import TrainingInterrupted
+
     try:
         Runner.from_cfg(cfg).train()
-    finally:
+    except TrainingInterrupted:
+        dist.destroy(synchronize=True)  # every rank stopped after the same iteration
+        raise
+    except BaseException:
         dist.destroy()
+        raise
+    dist.destroy(synchronize=True)
     return 0
 
 
@@ -85,8 +92,10 @@ def _cmd_test(args: argparse.Namespace) -> int:
     try:
         runner = Runner.from_cfg(cfg)
         metrics = runner.test()
-    finally:
+    except BaseException:
         dist.destroy()
+        raise
+    dist.destroy(synchronize=True)
     if args.out and runner.rank == 0:
         Path(args.out).write_text(json.dumps(metrics, indent=2) + "\n")
     return 0

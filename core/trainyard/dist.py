@@ -185,9 +185,16 @@ def _export_slurm_environment() -> None:
     os.environ.setdefault("MASTER_PORT", "29500")
 
 
-def destroy() -> None:
-    """Leave the process group, if any."""
+def destroy(synchronize: bool = False) -> None:
+    """Leave the process group, if any.
+
+    ``synchronize`` (after a run every rank finished) waits for the other ranks first:
+    a rank tearing gloo down while another still uses it can abort at exit. After a
+    failure there is no waiting, since the other ranks may be gone.
+    """
     global _cpu_group
     _cpu_group = None
     if is_distributed():
+        if synchronize:
+            torch_dist.barrier()
         torch_dist.destroy_process_group()

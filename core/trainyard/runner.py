@@ -54,6 +54,7 @@ class Runner:
         self.work_dir = Path(cfg.get("work_dir") or Path("work_dirs") / Path(getattr(cfg, "filename", None) or "run").stem)
         self.logger = setup_logger(None, self.rank, cfg.get("log_level", "INFO"))
         self._resume_source, self._resume_notes = self._select_resume_source(cfg.get("resume", False))
+        self._earlier_checkpoints: list[Path] = []
         self.run_dir = self._choose_run_dir()
         self.writer = RunWriter(self.run_dir, self.rank)
         self.log_buffer = LogBuffer()
@@ -99,23 +100,28 @@ class Runner:
         return source, notes
 
     def _refuse_earlier_run(self) -> None:
-        """A new run never writes over the checkpoints of an earlier one unless ``resume`` or ``overwrite`` says so."""
+        """A new run never writes over the checkpoints of an earlier one unless ``resume`` or ``overwrite`` says so.
+
+        Checked before anything is built; with ``overwrite`` the earlier files are deleted
+        only once the new run has been built (:meth:`_start_run_directory`).
+        """
         blocking = next((p for p in (self.work_dir, *self.work_dir.parents) if p.exists() and not p.is_dir()), None)
         if blocking is not None:
             where = "is a file" if blocking == self.work_dir else f"is under {blocking}, which is a file"
             raise ConfigError(f"work_dir {self.work_dir} {where}; choose a directory with --work-dir")
+        problem = None
         if self._resume_source is None and self.rank == 0:
-            earlier = checkpoint.checkpoints_of_earlier_run(self.work_dir)
-            if earlier and not self.cfg.get("overwrite"):
-                raise ConfigError(
-                    f"work_dir {self.work_dir} already holds checkpoints of an earlier run ({', '.join(p.name for p in earlier[:4])}"
-                    f"{', ...' if len(earlier) > 4 else ''}); nothing was changed. To continue that run add --resume; "
+            self._earlier_checkpoints = checkpoint.checkpoints_of_earlier_run(self.work_dir)
+            if self._earlier_checkpoints and not self.cfg.get("overwrite"):
+                names = [p.name for p in self._earlier_checkpoints]
+                problem = (
+                    f"work_dir {self.work_dir} already holds checkpoints of an earlier run ({', '.join(names[:4])}"
+                    f"{', ...' if len(names) > 4 else ''}); nothing was changed. To continue that run add --resume; "
                     "to start a new run choose another --work-dir; to replace those checkpoints add --overwrite"
                 )
-            for path in earlier:
-                path.unlink()
-                self.logger.warning(f"--overwrite: removed {path} of an earlier run")
-        dist.barrier()
+        problem = dist.broadcast_object(problem)  # every rank stops, not only the one that looked
+        if problem is not None:
+            raise ConfigError(problem)
 
     def _start_run_directory(self) -> None:
         """Create the run directory of a training run (once everything is built): log file, config, cleanup notes."""
@@ -124,6 +130,9 @@ class Runner:
             (self.run_dir / "config.py").write_text(self.config_text)
         add_log_file(self.logger, self.run_dir / f"{self.run_dir.name}.log", self.rank)
         self.logger.info(f"run directory {self.run_dir}; seed {self.seed}; device {self.device}; world size {self.world_size}")
+        for path in self._earlier_checkpoints:  # only with overwrite, on rank 0
+            path.unlink(missing_ok=True)
+            self.logger.warning(f"--overwrite: removed {path} of an earlier run")
         if self.rank == 0:
             for line in checkpoint.remove_stale_temporaries(self.work_dir):
                 self.logger.info(line)

@@ -77,3 +77,12 @@ def test_config_command_prints_resolved_config_and_explains(tmp_path):
     assert any(line.startswith("train_cfg.max_epochs = 7") and line.endswith("# --cfg-options") for line in lines)
     assert any(line.startswith("default_hooks.timer.type = 'IterTimerHook'") and line.endswith("configs/_base_/default_runtime.py") for line in lines)
     assert any(line.startswith("default_hooks.logger.interval = 2") and line.endswith("tests/configs/tiny.py") for line in lines)
+
+
+def test_overwrite_replaces_an_earlier_run_and_says_what_it_removed(tmp_path):
+    first = run_trainyard("train", "tests/configs/tiny.py", "--work-dir", str(tmp_path), "--cfg-options", "train_cfg.max_epochs=2")
+    assert first.returncode == 0, first.stderr
+    second = run_trainyard("train", "tests/configs/tiny.py", "--work-dir", str(tmp_path), "--overwrite", "--cfg-options", "train_cfg.max_epochs=1")
+    assert second.returncode == 0, second.stderr
+    assert f"--overwrite: removed {tmp_path / 'epoch_2.pth'} of an earlier run" in second.stdout
+    assert sorted(p.name for p in tmp_path.glob("epoch_*.pth")) == ["epoch_1.pth"]
