@@ -224,7 +224,8 @@ def _peer_failure_message(exc: Exception) -> str | None:
         return None
     text = str(exc)
     distributed_error = type(exc).__name__ in ("DistBackendError", "DistNetworkError", "DistError", "DistStoreError")
-    if "timed out" in text.lower() or "timeout" in type(exc).__name__.lower():
+    lowered = f"{type(exc).__name__} {text}".lower()
+    if "timed out" in lowered or "timeout" in lowered:
         return (
             "a collective operation timed out: another rank died without a message, the ranks have data of "
             "unequal length, or a hook calls a collective on one rank only. env_cfg.timeout sets the limit in seconds"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -25,7 +26,7 @@ __all__ = [
     "all_reduce_tensors",
     "all_gather_objects",
     "broadcast_object",
-    "max_over_ranks",
+    "max_over_ranks_async",
     "init_distributed",
     "detect_launcher",
     "destroy",
@@ -75,16 +76,25 @@ def all_reduce_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tens
 _cpu_group: Any = None
 
 
-def max_over_ranks(value: int) -> int:
-    """The largest ``value`` of all ranks, through a CPU (gloo) group so no GPU work is waited for."""
+def max_over_ranks_async(value: int) -> Callable[[], int]:
+    """Start taking the largest ``value`` of all ranks; the returned function waits for it.
+
+    Runs on a CPU (gloo) group, so no GPU work is waited for, and in the background, so
+    a caller that reads the result one step later pays almost nothing for the latency.
+    """
     global _cpu_group
     if not is_distributed():
-        return value
+        return lambda: value
     if _cpu_group is None:
         _cpu_group = torch_dist.group.WORLD if torch_dist.get_backend() == "gloo" else torch_dist.new_group(backend="gloo")
     tensor = torch.tensor([value], dtype=torch.int64)
-    torch_dist.all_reduce(tensor, op=torch_dist.ReduceOp.MAX, group=_cpu_group)
-    return int(tensor.item())
+    work = torch_dist.all_reduce(tensor, op=torch_dist.ReduceOp.MAX, group=_cpu_group, async_op=True)
+
+    def result() -> int:
+        work.wait()
+        return int(tensor.item())
+
+    return result
 
 
 def all_gather_objects(obj: Any) -> list[Any]:

@@ -84,15 +84,24 @@ class _TrainLoop:
         self.interrupted: int | None = None
         """The signal that stopped training (see :mod:`trainyard.interrupts`), agreed by every rank."""
         self._signal_received = 0
+        self._pending_stop: Any = None
 
     def request_stop(self, signal_number: int) -> None:
         """Stop at the next iteration boundary (from a signal handler: only sets a flag)."""
         self._signal_received = signal_number
 
     def _agree_on_stop(self) -> None:
-        # Every rank must stop after the same iteration, so a signal that reached one rank
-        # a moment before the others is shared: one small CPU all-reduce per iteration under DDP.
-        received = dist.max_over_ranks(self._signal_received) if self.runner.world_size > 1 else self._signal_received
+        """Every rank must stop after the same iteration, so a signal that reached one rank is shared.
+
+        Under DDP each iteration starts a one-integer all-reduce of the flag in the
+        background and reads the previous iteration's result: the stop comes one
+        iteration later, and the network latency is hidden behind the iteration.
+        """
+        if self.runner.world_size == 1:
+            received = self._signal_received
+        else:
+            received = self._pending_stop() if self._pending_stop is not None else 0
+            self._pending_stop = dist.max_over_ranks_async(self._signal_received)
         if received:
             self.interrupted = received
             self.stop_training = True
