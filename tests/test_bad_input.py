@@ -85,7 +85,7 @@ def seg_folder(bad: str) -> Callable[[Path], None]:
     return make
 
 
-def folder_options(case_dir_hint: str = "{case}") -> list[str]:
+def folder_options() -> list[str]:
     return ["train_dataloader.dataset=dict(_delete_=True, type='FolderSegDataset', data_root='{case}/segdata', img_dir='img', "
             "ann_dir='ann', img_suffix='.png', classes=('a', 'b', 'c'))", "train_dataloader.batch_size=2",
             "train_dataloader.num_workers=0", "val_dataloader=None", "val_evaluator=None", "val_cfg=None", "model.num_classes=3",
