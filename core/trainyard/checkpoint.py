@@ -57,6 +57,7 @@ __all__ = [
     "remove_stale_temporaries",
     "checkpoints_of_earlier_run",
     "newest_intact_checkpoint",
+    "last_checkpoint",
 ]
 
 LAST_CHECKPOINT = "last_checkpoint"
@@ -386,25 +387,16 @@ def _pointer_target(work_dir: Path) -> Path | None:
     return target if target.is_absolute() else work_dir / target
 
 
-def saved_at(work_dir: Path, iteration: int) -> str | None:
-    """The checkpoint ``last_checkpoint`` names, if it was written at ``iteration``."""
+def last_checkpoint(work_dir: Path) -> Path | None:
+    """The file ``last_checkpoint`` names, when it exists."""
     target = _pointer_target(work_dir)
-    if target is None or not target.is_file():
-        return None
-    return str(target) if re.search(rf"(^|_)iter_{iteration}\.pth$", target.name) or _read_meta_iter(target) == iteration else None
-
-
-def _read_meta_iter(path: Path) -> int | None:
-    try:
-        return int(read_checkpoint(path)["meta"]["iter"])
-    except (CheckpointError, KeyError, TypeError, ValueError):
-        return None
+    return target if target is not None and target.is_file() else None
 
 
 def last_good_checkpoint_text(work_dir: Path) -> str:
     """A sentence naming the checkpoint a resume would start from, for error messages."""
-    target = _pointer_target(work_dir)
-    if target is not None and target.is_file():
+    target = last_checkpoint(work_dir)
+    if target is not None:
         return f"The last good checkpoint is {target}; continue with --resume after fixing the cause."
     return "No checkpoint was written before."
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 from typing import Any, Callable
 
@@ -25,12 +26,12 @@ REPEAT_GRACE_S = 1.0
 class TrainingInterrupted(Exception):
     """Training stopped early on a signal, after saving where it was."""
 
-    def __init__(self, signal_number: int, iteration: int, checkpoint: str | None) -> None:
+    def __init__(self, signal_number: int, iteration: int, checkpoint: Path | None) -> None:
         self.signal_name = signal.Signals(signal_number).name
         self.exit_code = EXIT_CODES[signal_number]
         self.iteration = iteration
         self.checkpoint = checkpoint
-        saved = f"; saved {checkpoint}" if checkpoint else "; no checkpoint was saved"
+        saved = f"; last checkpoint {checkpoint}" if checkpoint else "; no checkpoint was saved yet"
         super().__init__(f"stopped by {self.signal_name} after iteration {iteration}{saved}")
 
 

@@ -321,7 +321,7 @@ class Runner:
         with StopOnSignals(self.train_loop.request_stop, self.logger):
             self._run("training", self.train_loop.run)
         if getattr(self.train_loop, "interrupted", None):
-            raise TrainingInterrupted(self.train_loop.interrupted, self.iter, checkpoint.saved_at(self.work_dir, self.iter))
+            raise TrainingInterrupted(self.train_loop.interrupted, self.iter, checkpoint.last_checkpoint(self.work_dir))
         return self.unwrapped_model
 
     def val(self) -> dict[str, float]:
