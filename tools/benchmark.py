@@ -13,6 +13,7 @@ is printed too, to show how far one number can be trusted.
 
     python tools/benchmark.py                  # CPU (one thread), default sizes
     python tools/benchmark.py --device cuda    # GPU throughput, when there is one
+    python tools/benchmark.py --model resnet18 # a task plugin's model (see --help)
 """
 
 from __future__ import annotations
@@ -81,11 +82,24 @@ class IterationClock(Hook):
         self.stamps.append(time.perf_counter())
 
 
+MODELS_UNDER_TEST = {
+    "benchnet": dict(type="BenchNet"),
+    # trainyard_cls's classifier around torchvision's ResNet-18 (its data preprocessor normalises on the device)
+    "resnet18": dict(type="ImageClassifier", backbone=dict(type="TorchvisionBackbone", name="resnet18"), num_classes=10),
+    "small_cnn": dict(type="ImageClassifier", backbone=dict(type="SmallCNN"), num_classes=10),
+}
+
+
+def build_model(args: argparse.Namespace) -> nn.Module:
+    return MODELS.build(MODELS_UNDER_TEST[args.model])
+
+
 def plain_loop(args: argparse.Namespace, device: torch.device) -> tuple[float, list[float]]:
     """What a user writes by hand: model, optimizer, DataLoader, loop."""
     start = time.perf_counter()
     torch.manual_seed(0)
-    model = BenchNet().to(device)
+    model = build_model(args).to(device)
+    preprocess = getattr(model, "data_preprocessor", None)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loader = torch.utils.data.DataLoader(
         InMemoryImages(args.samples, args.image_size), batch_size=args.batch_size, shuffle=True, drop_last=True
@@ -95,6 +109,8 @@ def plain_loop(args: argparse.Namespace, device: torch.device) -> tuple[float, l
     while len(stamps) < args.iters:
         for batch in loader:
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            if preprocess is not None:
+                batch = preprocess(batch)
             losses = model(batch, mode="loss")
             loss = sum(v for k, v in losses.items() if "loss" in k)
             optimizer.zero_grad(set_to_none=True)
@@ -121,7 +137,7 @@ def runner_loop(args: argparse.Namespace, device: torch.device, work_dir: Path) 
     cfg = Config.fromfile(str(Path(__file__).resolve().parents[1] / "configs/_base_/default_runtime.py"))
     cfg.merge_from_dict(
         dict(
-            model=dict(type="BenchNet"),
+            model=MODELS_UNDER_TEST[args.model],
             train_dataloader=dict(
                 batch_size=args.batch_size, drop_last=True,
                 dataset=dict(type="InMemoryImages", length=args.samples, size=args.image_size),
@@ -163,6 +179,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=512)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 gives steadier numbers)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", default="benchnet", choices=sorted(MODELS_UNDER_TEST),
+                        help="benchnet: a 3-conv net; resnet18, small_cnn: trainyard_cls classifiers")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -186,7 +204,7 @@ def main() -> None:
     plain_first = statistics.median(r[0] for r in results["plain"])
     runner_first = statistics.median(r[0] for r in results["runner"])
     ratios = sorted(r[1] / p[1] for r, p in zip(results["runner"], results["plain"]))
-    print(f"device {device}, {torch.get_num_threads()} thread(s), batch {args.batch_size}, "
+    print(f"model {args.model}, device {device}, {torch.get_num_threads()} thread(s), batch {args.batch_size}, "
           f"{args.image_size}x{args.image_size}, {args.iters} iterations x {args.rounds} rounds")
     print(f"plain loop : {1000 * plain_iter:.3f} ms/iter, first iteration after {plain_first:.3f} s")
     print(f"Runner     : {1000 * runner_iter:.3f} ms/iter, first iteration after {runner_first:.3f} s")

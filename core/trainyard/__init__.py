@@ -49,6 +49,8 @@ _LAZY_EXPORTS: dict[str, str] = {
     "GatherMetric": "trainyard.evaluation",
     "build_pipeline": "trainyard.data",
     "to_device": "trainyard.data",
+    "ImageDataPreprocessor": "trainyard.preprocess",
+    "load_pretrained_weights": "trainyard.checkpoint",
     "TrainingInterrupted": "trainyard.interrupts",
 }
 

@@ -53,6 +53,7 @@ __all__ = [
     "run_dir_of",
     "resume",
     "load_weights",
+    "load_pretrained_weights",
     "ResumeSource",
     "remove_stale_temporaries",
     "checkpoints_of_earlier_run",
@@ -515,6 +516,35 @@ def _revise_keys(weights: Mapping[str, Any], rules: Sequence[Sequence[str]]) -> 
             key = re.sub(pattern, replacement, key)
         revised[key] = value
     return revised
+
+
+def load_pretrained_weights(module: torch.nn.Module, path: str | os.PathLike[str],
+                            revise_keys: Sequence[Sequence[str]] = DEFAULT_REVISE_KEYS) -> list[str]:
+    """Initialise ``module`` from a local weights file, keeping what does not fit fresh.
+
+    For a model's own ``checkpoint`` argument (fine-tuning from torchvision, timm or
+    trainyard weights, read with ``weights_only=True``): keys whose shape differs
+    (a head for another class count) are skipped and stay as initialised; each
+    skipped, missing or unexpected key is reported in the log. Returns the skipped keys.
+    """
+    import logging
+
+    try:
+        weights = _revise_keys(_foreign_state_dict(read_checkpoint(path)), revise_keys)
+    except CheckpointError as exc:
+        raise CheckpointError(f"checkpoint {path}: {exc}") from None
+    own = module.state_dict()
+    skipped = [k for k, v in weights.items() if k in own and isinstance(v, torch.Tensor) and v.shape != own[k].shape]
+    fitting = {k: v for k, v in weights.items() if k not in skipped}
+    missing, unexpected = _load_model_state(module, fitting, str(path), strict=False)
+    logger = logging.getLogger("trainyard")
+    logger.info(f"initialised {type(module).__name__} from {path}")
+    for what, keys in (("skipped (shape differs; re-initialised)", [
+        f"{k}: file {tuple(weights[k].shape)} vs model {tuple(own[k].shape)}" for k in skipped
+    ]), ("missing from the file (left as initialised)", sorted(set(missing) - set(skipped))), ("in the file but not in the model", unexpected)):
+        if keys:
+            logger.warning(f"{path}: keys {what} ({len(keys)}): {', '.join(keys)}")
+    return skipped
 
 
 def load_weights(runner: Runner, load_from: str | Mapping[str, Any]) -> None:

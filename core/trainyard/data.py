@@ -20,7 +20,7 @@ from trainyard.errors import ConfigError, DatasetError
 from trainyard.interrupts import ignore_stop_signals
 from trainyard.registry import COLLATE_FUNCTIONS, DATA_SAMPLERS, DATASETS, TRANSFORMS, building
 
-__all__ = ["build_dataloader", "build_pipeline", "default_collate", "pseudo_collate", "SeededDataset", "sample_seed", "to_device"]
+__all__ = ["build_dataloader", "build_pipeline", "stop_workers", "default_collate", "pseudo_collate", "SeededDataset", "sample_seed", "to_device"]
 
 
 _MASK64 = (1 << 64) - 1
@@ -202,3 +202,16 @@ def build_dataloader(cfg: Mapping[str, Any], seed: int, key: str, shuffle: bool 
         generator=torch.Generator().manual_seed(seed),
         **options,
     )
+
+
+def stop_workers(loader: DataLoader) -> None:
+    """End a loader's persistent worker processes now (a later epoch starts new ones).
+
+    Workers ignore SIGTERM (the main process decides when to stop), so
+    ``multiprocessing``'s exit handler, which terminates and then joins them,
+    would wait forever on workers still alive when the program ends.
+    """
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()
+        loader._iterator = None

@@ -20,9 +20,10 @@ from typing import Any
 import torch
 
 from trainyard import dist
+from trainyard.errors import ModelContractError
 from trainyard.registry import METRICS, building
 
-__all__ = ["Metric", "SumMetric", "GatherMetric", "Evaluator"]
+__all__ = ["Metric", "SumMetric", "GatherMetric", "Evaluator", "class_names_of"]
 
 
 class Metric:
@@ -47,6 +48,36 @@ class Metric:
 
     def compute(self) -> dict[str, float]:
         raise NotImplementedError
+
+    def pictures(self) -> dict[str, torch.Tensor]:
+        """Pictures of the last :meth:`compute` (a confusion matrix, say): ``{name: uint8 [3,H,W]}``.
+
+        The evaluation loop writes them to TensorBoard and the run's ``vis/`` folder on
+        rank 0, after ``compute``; the default is none.
+        """
+        return {}
+
+
+def class_names_of(metric: Metric, num_classes: int | None, class_names: Sequence[str] | None) -> list[str]:
+    """The class names a per-class metric reports: its own, else the dataset's, else indices.
+
+    ``num_classes`` given alongside a dataset that lists another number of classes is
+    a :class:`~trainyard.errors.ModelContractError`, as is knowing no classes at all.
+    """
+    name = type(metric).__name__
+    if class_names:
+        return list(class_names)
+    dataset_classes = list(metric.dataset_meta.get("classes") or ())
+    if num_classes is None:
+        if not dataset_classes:
+            raise ModelContractError(f"{name}: the dataset's metainfo lists no classes; give the metric num_classes or class_names")
+        return dataset_classes
+    if dataset_classes and len(dataset_classes) != num_classes:
+        raise ModelContractError(
+            f"{name} has num_classes={num_classes} but the dataset lists {len(dataset_classes)} classes "
+            f"{dataset_classes}; drop num_classes to use the dataset's"
+        )
+    return dataset_classes or [str(i) for i in range(num_classes)]
 
 
 class SumMetric(Metric):
@@ -110,3 +141,7 @@ class Evaluator:
                 raise ValueError(f"two metrics report {sorted(clash)}; give them different names")
             results.update(values)
         return results
+
+    def pictures(self) -> dict[str, torch.Tensor]:
+        """Every metric's pictures of its last result."""
+        return {name: picture for metric in self.metrics for name, picture in metric.pictures().items()}

@@ -139,6 +139,22 @@ class RunWriter:
         if writer is not None:
             writer.add_image(tag, image, step)
 
+    def add_picture(self, name: str, image: torch.Tensor, step: int) -> Path | None:
+        """A uint8 ``[3, H, W]`` picture to TensorBoard (tag ``name``) and ``vis/<name>_iter<step>.png``.
+
+        Returns the PNG's path (None where this rank writes nothing).
+        """
+        if not self.enabled:
+            return None
+        from PIL import Image
+
+        folder = self.run_dir / "vis"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name.replace('/', '_')}_iter{step:07d}.png"
+        Image.fromarray(image.cpu().permute(1, 2, 0).numpy()).save(path)
+        self.add_image(name, image, step)
+        return path
+
     def close(self) -> None:
         if self._jsonl is not None:
             self._jsonl.close()

@@ -245,6 +245,9 @@ class _EvalLoop:
                 progress.update(batch_idx + 1)
         progress.close()
         metrics = self.evaluator.evaluate()
+        if runner.writer.enabled:
+            for name, picture in self.evaluator.pictures().items():
+                runner.writer.add_picture(f"{split}/{name}", picture, runner.iter)
         runner.call_hook(f"after_{split}_epoch", metrics=metrics)
         runner.call_hook(f"after_{split}")
         return metrics

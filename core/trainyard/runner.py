@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from trainyard import checkpoint, dist
-from trainyard.data import build_dataloader, to_device
+from trainyard.data import build_dataloader, stop_workers, to_device
 from trainyard.environment import select_device, setup_backends, setup_randomness
 from trainyard.errors import CheckpointError, ConfigError
 from trainyard.evaluation import Evaluator
@@ -58,6 +58,7 @@ class Runner:
         self.run_dir = self._choose_run_dir()
         self.writer = RunWriter(self.run_dir, self.rank)
         self.log_buffer = LogBuffer()
+        self._dataloaders: dict[str, Any] = {}
         self.model = self._build_model(cfg.get("model"))
         self.dispatcher = HookDispatcher()
         self._build_hooks(cfg.get("default_hooks") or {}, cfg.get("custom_hooks") or [])
@@ -65,7 +66,6 @@ class Runner:
         self.val_loop: Any = None
         self.optim_wrapper: OptimWrapper | None = None
         self.param_schedulers: list[Any] = []
-        self._dataloaders: dict[str, Any] = {}
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> Runner:
@@ -152,6 +152,8 @@ class Runner:
     def _build_model(self, model_cfg: Mapping[str, Any] | None) -> nn.Module:
         if model_cfg is None:
             raise ConfigError("the config has no 'model'")
+        if isinstance(model_cfg, Mapping) and model_cfg.get("num_classes") == "auto":
+            model_cfg["num_classes"] = self._count_dataset_classes()
         with building("model"):
             model = MODELS.build(model_cfg)
         if not isinstance(model, nn.Module):
@@ -180,6 +182,22 @@ class Runner:
         if preprocessor is not None:
             return preprocessor(batch)
         return to_device(batch, self.device)
+
+    def _count_dataset_classes(self) -> int:
+        """``model.num_classes='auto'``: as many as the first configured dataset lists (train, else val, else test).
+
+        The number replaces ``'auto'`` in the config, so the saved config and
+        checkpoints name it.
+        """
+        for split in ("train", "val", "test"):
+            if self.cfg.get(f"{split}_dataloader") is None:
+                continue
+            classes = (getattr(self.dataloader(split).dataset, "metainfo", None) or {}).get("classes") or ()
+            if not classes:
+                raise ConfigError(f"model.num_classes='auto', but {split}_dataloader.dataset lists no classes in its metainfo; set model.num_classes")
+            self.logger.info(f"model.num_classes: {len(classes)}, the classes of {split}_dataloader.dataset")
+            return len(classes)
+        raise ConfigError("model.num_classes='auto' needs a train, val or test dataloader to count the classes of")
 
     def _build_hooks(self, default_hooks: Mapping[str, Any], custom_hooks: list[Any]) -> None:
         configs = [(f"default_hooks.{name}", hook) for name, hook in default_hooks.items() if hook is not None]
@@ -293,7 +311,11 @@ class Runner:
     def _run(self, name: str, body: Any) -> Any:
         start = self.dispatcher.seconds, time.perf_counter()
         self.call_hook("before_run")
-        result = body()
+        try:
+            result = body()
+        finally:
+            for loader in self._dataloaders.values():
+                stop_workers(loader)
         self.call_hook("after_run")
         total = time.perf_counter() - start[1]
         in_hooks = self.dispatcher.seconds - start[0]

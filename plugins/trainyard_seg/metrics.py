@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from trainyard import ModelContractError, SumMetric
+from trainyard.evaluation import class_names_of
 from trainyard_seg import IGNORE_INDEX
 
 
@@ -44,21 +45,7 @@ class IoUMetric(SumMetric):
 
     @property
     def class_names(self) -> list[str]:
-        if self._class_names:
-            return self._class_names
-        dataset_classes = list(self.dataset_meta.get("classes") or ())
-        if self._num_classes is None:
-            if not dataset_classes:
-                raise ModelContractError(
-                    "IoUMetric: the dataset's metainfo lists no classes; give the metric num_classes or class_names"
-                )
-            return dataset_classes
-        if dataset_classes and len(dataset_classes) != self._num_classes:
-            raise ModelContractError(
-                f"IoUMetric has num_classes={self._num_classes} but the dataset lists {len(dataset_classes)} classes "
-                f"{dataset_classes}; drop num_classes to use the dataset's"
-            )
-        return dataset_classes or [str(i) for i in range(self._num_classes)]
+        return class_names_of(self, self._num_classes, self._class_names)
 
     @property
     def num_classes(self) -> int:

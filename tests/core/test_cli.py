@@ -86,3 +86,14 @@ def test_overwrite_replaces_an_earlier_run_and_says_what_it_removed(tmp_path):
     assert second.returncode == 0, second.stderr
     assert f"--overwrite: removed {tmp_path / 'epoch_2.pth'} of an earlier run" in second.stdout
     assert sorted(p.name for p in tmp_path.glob("epoch_*.pth")) == ["epoch_1.pth"]
+
+
+def test_training_with_persistent_data_workers_exits_when_done(tmp_path):
+    """Workers ignore SIGTERM, so the exit handler's terminate-and-join used to wait on them forever."""
+    result = run_trainyard(
+        "train", "tests/configs/tiny.py", "--work-dir", str(tmp_path), "--cfg-options", "train_cfg.max_epochs=1",
+        "train_dataloader.num_workers=1", "train_dataloader.persistent_workers=True",
+        "val_dataloader.num_workers=1", "val_dataloader.persistent_workers=True", timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "epoch_1.pth").is_file()

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from trainyard import ImageDataPreprocessor
 from trainyard_seg import IGNORE_INDEX
-from trainyard_seg.models.data_preprocessor import SegDataPreprocessor
 
 
 def dice_loss(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
@@ -35,7 +35,7 @@ class Segmentor(nn.Module):
                  dice_weight: float = 0.0, aux_weight: float = 0.4, ignore_index: int = IGNORE_INDEX) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.data_preprocessor = SegDataPreprocessor(**(data_preprocessor or {}))
+        self.data_preprocessor = ImageDataPreprocessor(**(data_preprocessor or {}))
         self.dice_weight = dice_weight
         self.aux_weight = aux_weight
         self.ignore_index = ignore_index

@@ -12,7 +12,7 @@ from typing import Any
 from torchvision.models import segmentation
 
 from trainyard import ConfigError
-from trainyard.checkpoint import read_checkpoint
+from trainyard.checkpoint import load_pretrained_weights
 from trainyard_seg.models.segmentor import Segmentor
 
 
@@ -45,18 +45,7 @@ class TorchvisionSegmentor(Segmentor):
             options["aux_loss"] = True
         self.net = build(**options)
         if weights_path:
-            self._load_local_weights(weights_path)
-
-    def _load_local_weights(self, path: str) -> None:
-        state = read_checkpoint(path)
-        own = self.net.state_dict()
-        fitting = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
-        skipped = sorted(set(state) - set(fitting))
-        self.net.load_state_dict(fitting, strict=False)
-        if skipped:
-            import logging
-
-            logging.getLogger("trainyard").warning(f"{path}: skipped {len(skipped)} keys that do not fit: {', '.join(skipped[:8])}")
+            load_pretrained_weights(self.net, weights_path)
 
     def logits(self, inputs):
         return dict(self.net(inputs))

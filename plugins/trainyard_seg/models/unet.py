@@ -38,7 +38,7 @@ class UNet(Segmentor):
             other sizes work, the decoder resizes to match).
         norm: ``'BN'``, ``'GN'`` or ``'none'``.
         dice_weight: weight of a Dice loss term added to cross-entropy (0: off).
-        data_preprocessor: ``dict(mean=..., std=...)`` for :class:`SegDataPreprocessor`.
+        data_preprocessor: ``dict(mean=..., std=...)`` for :class:`trainyard.ImageDataPreprocessor`.
     """
 
     def __init__(self, num_classes: int, in_channels: int = 3, base_channels: int = 32, depth: int = 4,

@@ -1,4 +1,4 @@
-"""Moves a segmentation batch to the device and normalises it there."""
+"""Moves an image batch to the model's device and normalises it there."""
 
 from __future__ import annotations
 
@@ -8,14 +8,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainyard import to_device
+from trainyard.data import to_device
+
+__all__ = ["ImageDataPreprocessor"]
 
 
-class SegDataPreprocessor(nn.Module):
-    """uint8 ``[B,3,H,W]`` images -> normalised float on the model's device; targets moved along.
+class ImageDataPreprocessor(nn.Module):
+    """uint8 images -> normalised float on the model's device; targets moved along.
 
+    ``inputs`` is a ``[B,3,H,W]`` tensor or a list of ``[3,Hi,Wi]`` images (detection).
     Normalising on the device keeps the data workers' output small (uint8) and the
-    arithmetic on the GPU when there is one.
+    arithmetic on the GPU when there is one. The defaults are ImageNet's mean and
+    standard deviation on the 0-255 scale.
     """
 
     def __init__(self, mean: Sequence[float] = (123.675, 116.28, 103.53), std: Sequence[float] = (58.395, 57.12, 57.375)) -> None:

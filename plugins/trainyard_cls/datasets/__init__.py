@@ -1,0 +1,1 @@
+"""Classification datasets: image folders, file lists, CIFAR, MNIST and generated images."""

@@ -1,0 +1,1 @@
+"""Classification models: a classifier around a backbone chosen by name."""
