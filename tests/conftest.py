@@ -57,6 +57,23 @@ def run_trainyard(*args: str, env: dict[str, str] | None = None, cwd: Path | Non
     )
 
 
+@pytest.fixture
+def trainyard_log(caplog):
+    """What the ``trainyard`` logger says during the test (``.text``), also after a Runner set it up.
+
+    The Runner's logger does not propagate to the root logger, where ``caplog`` listens.
+    """
+    import logging
+
+    logger = logging.getLogger("trainyard")
+    level = logger.level
+    logger.addHandler(caplog.handler)
+    logger.setLevel(logging.INFO)
+    yield caplog
+    logger.removeHandler(caplog.handler)
+    logger.setLevel(level)
+
+
 @pytest.fixture(scope="session")
 def installed_plugins(tmp_path_factory) -> Path:
     """The example and broken plugin packages, installed for real into one directory."""

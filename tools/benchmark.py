@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from trainyard import DATASETS, MODELS
+from trainyard.data import default_collate
 from trainyard.hooks import Hook
 
 
@@ -82,16 +83,43 @@ class IterationClock(Hook):
         self.stamps.append(time.perf_counter())
 
 
-MODELS_UNDER_TEST = {
-    "benchnet": dict(type="BenchNet"),
-    # trainyard_cls's classifier around torchvision's ResNet-18 (its data preprocessor normalises on the device)
-    "resnet18": dict(type="ImageClassifier", backbone=dict(type="TorchvisionBackbone", name="resnet18"), num_classes=10),
-    "small_cnn": dict(type="ImageClassifier", backbone=dict(type="SmallCNN"), num_classes=10),
+@DATASETS.register()
+class InMemoryDetections(torch.utils.data.Dataset):
+    """trainyard_det's generated shapes with boxes, drawn once and held in memory."""
+
+    def __init__(self, length: int = 512, size: int = 128) -> None:
+        generated = DATASETS.build(dict(type="GeneratedDetDataset", length=length, size=size))
+        self.samples = [generated[i] for i in range(length)]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.samples[index]
+
+
+TASKS = {  # name: (model config, dataset type)
+    "benchnet": (dict(type="BenchNet"), "InMemoryImages"),
+    # trainyard_cls classifiers (their data preprocessor normalises on the device)
+    "resnet18": (dict(type="ImageClassifier", backbone=dict(type="TorchvisionBackbone", name="resnet18"), num_classes=10), "InMemoryImages"),
+    "small_cnn": (dict(type="ImageClassifier", backbone=dict(type="SmallCNN"), num_classes=10), "InMemoryImages"),
+    # trainyard_det: the small Faster R-CNN of configs/det/faster_rcnn_small_generated.py
+    "faster_rcnn_small": (
+        dict(type="FasterRCNN", backbone=dict(type="SmallDetBackbone", channels=(32, 64, 128, 64)), num_classes=3,
+             min_size=128, max_size=128, anchor_sizes=((16, 32, 64),), rpn_pre_nms_top_n_train=600,
+             rpn_post_nms_top_n_train=300, box_batch_size_per_image=64, representation_size=256),
+        "InMemoryDetections",
+    ),
 }
 
 
 def build_model(args: argparse.Namespace) -> nn.Module:
-    return MODELS.build(MODELS_UNDER_TEST[args.model])
+    return MODELS.build(TASKS[args.model][0])
+
+
+def build_dataset(args: argparse.Namespace) -> torch.utils.data.Dataset:
+    dataset_type = TASKS[args.model][1]
+    return DATASETS.build(dict(type=dataset_type, length=args.samples, size=args.image_size))
 
 
 def plain_loop(args: argparse.Namespace, device: torch.device) -> tuple[float, list[float]]:
@@ -102,15 +130,13 @@ def plain_loop(args: argparse.Namespace, device: torch.device) -> tuple[float, l
     preprocess = getattr(model, "data_preprocessor", None)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loader = torch.utils.data.DataLoader(
-        InMemoryImages(args.samples, args.image_size), batch_size=args.batch_size, shuffle=True, drop_last=True
+        build_dataset(args), batch_size=args.batch_size, shuffle=True, drop_last=True, collate_fn=default_collate
     )
     stamps: list[float] = []
     model.train()
     while len(stamps) < args.iters:
         for batch in loader:
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            if preprocess is not None:
-                batch = preprocess(batch)
+            batch = preprocess(batch) if preprocess is not None else {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             losses = model(batch, mode="loss")
             loss = sum(v for k, v in losses.items() if "loss" in k)
             optimizer.zero_grad(set_to_none=True)
@@ -137,10 +163,10 @@ def runner_loop(args: argparse.Namespace, device: torch.device, work_dir: Path) 
     cfg = Config.fromfile(str(Path(__file__).resolve().parents[1] / "configs/_base_/default_runtime.py"))
     cfg.merge_from_dict(
         dict(
-            model=MODELS_UNDER_TEST[args.model],
+            model=TASKS[args.model][0],
             train_dataloader=dict(
                 batch_size=args.batch_size, drop_last=True,
-                dataset=dict(type="InMemoryImages", length=args.samples, size=args.image_size),
+                dataset=dict(type=TASKS[args.model][1], length=args.samples, size=args.image_size),
             ),
             optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.01, momentum=0.9)),
             param_scheduler=[dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=50)],
@@ -179,8 +205,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=512)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 gives steadier numbers)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--model", default="benchnet", choices=sorted(MODELS_UNDER_TEST),
-                        help="benchnet: a 3-conv net; resnet18, small_cnn: trainyard_cls classifiers")
+    parser.add_argument("--model", default="benchnet", choices=sorted(TASKS),
+                        help="benchnet: a 3-conv net; resnet18, small_cnn: trainyard_cls classifiers; "
+                             "faster_rcnn_small: a trainyard_det detector (use --image-size 128)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)

@@ -50,6 +50,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "build_pipeline": "trainyard.data",
     "to_device": "trainyard.data",
     "ImageDataPreprocessor": "trainyard.preprocess",
+    "read_image": "trainyard.images",
     "load_pretrained_weights": "trainyard.checkpoint",
     "TrainingInterrupted": "trainyard.interrupts",
 }

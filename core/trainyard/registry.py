@@ -181,6 +181,11 @@ class Registry:
         origin = origin or _origin_of_module(path.partition(":")[0])
         self._add(Entry(name, origin, lazy_path=path), force)
 
+    def register_lazy_many(self, components: Mapping[str, str], *, origin: Origin | None = None) -> None:
+        """:meth:`register_lazy` for each ``{name: 'package.module:Attr'}`` of a plugin's table."""
+        for name, path in components.items():
+            self.register_lazy(name, path, origin=origin)
+
     def view(self, origin: Origin) -> RegistryView:
         """A view that registers with ``origin``: what each plugin receives."""
         return RegistryView(self, origin)
@@ -364,6 +369,9 @@ class RegistryView:
 
     def register_lazy(self, name: str, path: str, *, force: bool = False) -> None:
         self.registry.register_lazy(name, path, force=force, origin=self.origin)
+
+    def register_lazy_many(self, components: Mapping[str, str]) -> None:
+        self.registry.register_lazy_many(components, origin=self.origin)
 
 
 def _origin_of_module(module: str | None) -> Origin:

@@ -27,19 +27,14 @@ _METRICS = {
 }
 
 
-def _register(registry, components: dict[str, str]) -> None:
-    for name, path in components.items():
-        registry.register_lazy(name, path)
-
-
 @hookimpl
 def register_models(registry):
-    _register(registry, _MODELS)
+    registry.register_lazy_many(_MODELS)
 
 
 @hookimpl
 def register_datasets(registry):
-    _register(registry, _DATASETS)
+    registry.register_lazy_many(_DATASETS)
 
 
 @hookimpl
@@ -49,7 +44,7 @@ def register_transforms(registry):
 
 @hookimpl
 def register_metrics(registry):
-    _register(registry, _METRICS)
+    registry.register_lazy_many(_METRICS)
 
 
 @hookimpl

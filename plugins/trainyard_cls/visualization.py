@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from trainyard import Hook
+from trainyard.drawing import draw_boxes
 
 _CORRECT, _WRONG = "#2ca02c", "#d62728"
 
@@ -47,7 +48,7 @@ def prediction_grid(images: torch.Tensor, predicted: Sequence[int], true: Sequen
                     tile: int = 128, columns: int = 8) -> torch.Tensor:
     """uint8 ``[3,H,W]``: each image with a frame, green if right, red if wrong, and its predicted (true) class."""
     from torchvision.transforms.v2 import functional as F
-    from torchvision.utils import draw_bounding_boxes, make_grid
+    from torchvision.utils import make_grid
 
     tiles = []
     for image, guess, truth in zip(images, predicted, true):
@@ -55,7 +56,7 @@ def prediction_grid(images: torch.Tensor, predicted: Sequence[int], true: Sequen
         right = guess == truth
         label = _name(class_names, guess) if right else f"{_name(class_names, guess)} (true: {_name(class_names, truth)})"
         frame = torch.tensor([[1, 1, tile - 2, tile - 2]], dtype=torch.float32)
-        tiles.append(draw_bounding_boxes(picture, frame, labels=[label], colors=_CORRECT if right else _WRONG, width=3, label_colors="white", fill_labels=True))
+        tiles.append(draw_boxes(picture, frame, [label], _CORRECT if right else _WRONG, width=3))
     return make_grid(torch.stack(tiles), nrow=columns, padding=2, pad_value=255)
 
 

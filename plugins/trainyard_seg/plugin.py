@@ -25,24 +25,19 @@ _TRANSFORMS = {
 }
 
 
-def _register(registry, components: dict[str, str]) -> None:
-    for name, path in components.items():
-        registry.register_lazy(name, path)
-
-
 @hookimpl
 def register_models(registry):
-    _register(registry, _MODELS)
+    registry.register_lazy_many(_MODELS)
 
 
 @hookimpl
 def register_datasets(registry):
-    _register(registry, _DATASETS)
+    registry.register_lazy_many(_DATASETS)
 
 
 @hookimpl
 def register_transforms(registry):
-    _register(registry, _TRANSFORMS)
+    registry.register_lazy_many(_TRANSFORMS)
 
 
 @hookimpl

@@ -42,6 +42,13 @@ def test_lazy_entry_is_imported_on_first_use(things):
     assert things.get("OrderedDict") is collections.OrderedDict
 
 
+def test_a_plugin_registers_a_table_of_lazy_entries_with_its_origin(things):
+    view = things.view(Origin("myplugin", "my-dist", "1.0"))
+    view.register_lazy_many({"Ordered": "collections:OrderedDict", "Counter": "collections:Counter"})
+    assert things.get_entry("Counter").origin.plugin == "myplugin"
+    assert things.get("Ordered").__name__ == "OrderedDict" and things.get_entry("Ordered").target is not None
+
+
 def test_lazy_entry_that_cannot_import_names_the_path(things):
     things.register_lazy("Missing", "no_such_module_xyz:Thing")
     with pytest.raises(RegistryError, match="no_such_module_xyz:Thing.*cannot be imported"):

@@ -1,6 +1,5 @@
 """Classifiers on tiny batches: every backbone's loss and predictions, local weights, batch mixing."""
 
-import logging
 import sys
 
 import pytest
@@ -82,15 +81,14 @@ def test_mixup_and_cutmix_give_soft_targets_in_training_only():
     assert model.data_preprocessor(tiny_batch(count=4, num_classes=4))["targets"].shape == (4,)
 
 
-def test_a_checkpoint_for_another_class_count_keeps_the_body_and_reinitialises_the_head(tmp_path, caplog):
+def test_a_checkpoint_for_another_class_count_keeps_the_body_and_reinitialises_the_head(tmp_path, trainyard_log):
     source = classifier(dict(type="TorchvisionBackbone", name="resnet18"), num_classes=10)
     path = tmp_path / "resnet18.pth"
     torch.save(source.backbone.net.state_dict(), path)  # a torchvision state dict, as published
-    with caplog.at_level(logging.WARNING, logger="trainyard"):
-        model = classifier(dict(type="TorchvisionBackbone", name="resnet18"), num_classes=3, checkpoint=str(path))
+    model = classifier(dict(type="TorchvisionBackbone", name="resnet18"), num_classes=3, checkpoint=str(path))
     assert torch.equal(model.backbone.net.conv1.weight, source.backbone.net.conv1.weight)
     assert model.backbone.net.fc.weight.shape == (3, 512)
-    assert "fc.weight: file (10, 512) vs model (3, 512)" in caplog.text and "fc.bias" in caplog.text
+    assert "fc.weight: file (10, 512) vs model (3, 512)" in trainyard_log.text and "fc.bias" in trainyard_log.text
 
 
 def test_a_trainyard_classifier_checkpoint_loads_into_the_backbone(tmp_path):

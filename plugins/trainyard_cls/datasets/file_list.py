@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from trainyard import DatasetError
-from trainyard_cls.datasets.base import ClsDataset, read_image
+from trainyard.images import read_image
+from trainyard_cls.datasets.base import ClsDataset
 
 
 class FileListDataset(ClsDataset):

@@ -14,20 +14,6 @@ from trainyard import DatasetError, build_pipeline
 from trainyard_seg import IGNORE_INDEX
 
 
-def read_image(path: Path) -> torch.Tensor:
-    """An RGB image as uint8 ``[3,H,W]``; a missing or corrupt file is a :class:`DatasetError`."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            array = np.asarray(image.convert("RGB"))
-    except FileNotFoundError:
-        raise DatasetError(f"image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DatasetError(f"cannot read image {path}: {exc}") from None
-    return torch.from_numpy(array.copy()).permute(2, 0, 1)
-
-
 def read_label_map(path: Path) -> torch.Tensor:
     """A label PNG (grey or palette indices) as uint8 ``[H,W]``."""
     from PIL import Image, UnidentifiedImageError

@@ -1,0 +1,1 @@
+"""Detection datasets: COCO files, Pascal VOC XML and generated shapes with boxes."""

@@ -1,0 +1,141 @@
+"""COCO box mAP through pycocotools' ``COCOeval``, on detections gathered from every rank."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from trainyard import ConfigError, GatherMetric, ModelContractError
+
+logger = logging.getLogger("trainyard")
+
+STAT_NAMES = ("bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_s", "bbox_mAP_m", "bbox_mAP_l",
+              "bbox_AR_1", "bbox_AR_10", "bbox_AR_100", "bbox_AR_s", "bbox_AR_m", "bbox_AR_l")
+"""The twelve numbers of ``COCOeval.summarize()``, in its order."""
+
+
+def _evaluator_classes(backend: str) -> tuple[Any, Any]:
+    if backend == "pycocotools":
+        try:
+            from pycocotools.coco import COCO
+            from pycocotools.cocoeval import COCOeval
+        except ImportError:
+            raise ConfigError("CocoMetric needs pycocotools, a dependency of trainyard: pip install pycocotools") from None
+        return COCO, COCOeval
+    if backend == "faster_coco_eval":
+        try:
+            from faster_coco_eval import COCO, COCOeval_faster
+        except ImportError:
+            raise ConfigError(
+                "CocoMetric(backend='faster_coco_eval') needs faster-coco-eval: pip install 'trainyard[det]' (or pip install faster-coco-eval)"
+            ) from None
+        return COCO, COCOeval_faster
+    raise ConfigError(f"CocoMetric: unknown backend {backend!r}; use 'pycocotools' or 'faster_coco_eval'")
+
+
+class CocoMetric(GatherMetric):
+    """bbox mAP, AP50, AP75, AP small/medium/large and AR@1/10/100 (fractions), as COCO computes them.
+
+    Each rank keeps, per image, its detections and its original annotations (from
+    ``meta['annotations']``: crowd boxes, areas and category ids as in the source
+    file); they are gathered to every rank, and ``COCOeval`` runs on them. Any
+    detection dataset works, COCO file or not: the ground truth is built in memory.
+    Every image is evaluated exactly once (an image id seen twice is an error).
+
+    Args:
+        backend: ``'pycocotools'`` (the reference) or ``'faster_coco_eval'``.
+        classwise: log a per-class AP table (and report ``bbox_AP.<class>``).
+        proposal_nums: the maximum detections per image for AR (COCO's 1, 10, 100).
+    """
+
+    def __init__(self, backend: str = "pycocotools", classwise: bool = True, proposal_nums: Sequence[int] = (1, 10, 100)) -> None:
+        _evaluator_classes(backend)
+        self.backend = backend
+        self.classwise = classwise
+        self.proposal_nums = list(proposal_nums)
+        self.reset()
+
+    def process(self, batch: dict[str, Any], predictions: Any) -> None:
+        metas = batch.get("meta")
+        if not isinstance(predictions, list) or metas is None or len(metas) != len(predictions):
+            raise ModelContractError("CocoMetric: predictions must be a list of dicts (boxes, scores, labels), one per image with its meta")
+        category_ids = list(self.dataset_meta.get("category_ids") or range(len(self.dataset_meta.get("classes") or ())))
+        for prediction, meta in zip(predictions, metas):
+            if "annotations" not in meta:
+                raise ModelContractError("CocoMetric: the dataset gives no meta['annotations']; use a trainyard_det dataset or add them")
+            boxes = prediction["boxes"].detach().cpu().double()
+            xywh = boxes.clone()
+            xywh[:, 2:] -= xywh[:, :2]
+            labels = prediction["labels"].cpu().tolist()
+            if any(not 0 <= label < len(category_ids) for label in labels):
+                raise ModelContractError(f"CocoMetric: predicted labels {sorted(set(labels))} outside the {len(category_ids)} classes")
+            self.results.append({
+                "image_id": meta["image_id"],
+                "height": meta["ori_size"][0],
+                "width": meta["ori_size"][1],
+                "annotations": meta["annotations"],
+                "detections": [
+                    {"image_id": meta["image_id"], "category_id": category_ids[label], "bbox": box, "score": score}
+                    for box, score, label in zip(xywh.tolist(), prediction["scores"].cpu().double().tolist(), labels)
+                ],
+            })
+
+    def coco_files(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The ground truth (a COCO dataset dict) and the detections (a COCO results list) gathered so far."""
+        seen: set[Any] = set()
+        images, annotations, detections = [], [], []
+        for item in self.results:
+            if item["image_id"] in seen:
+                raise ModelContractError(f"CocoMetric: image id {item['image_id']} was evaluated twice; image ids must be unique")
+            seen.add(item["image_id"])
+            images.append({"id": item["image_id"], "height": item["height"], "width": item["width"]})
+            annotations += [{**a, "image_id": item["image_id"], "id": len(annotations) + n + 1} for n, a in enumerate(item["annotations"])]
+            detections += item["detections"]
+        classes = list(self.dataset_meta.get("classes") or ())
+        category_ids = list(self.dataset_meta.get("category_ids") or range(len(classes)))
+        categories = [{"id": category, "name": name} for category, name in zip(category_ids, classes)]
+        return {"images": images, "annotations": annotations, "categories": categories}, detections
+
+    def compute(self) -> dict[str, float]:
+        COCO, COCOeval = _evaluator_classes(self.backend)
+        ground_truth, detections = self.coco_files()
+        if not detections:
+            logger.warning("CocoMetric: no detections at all; every AP and AR is 0")
+            return dict.fromkeys(STAT_NAMES, 0.0)
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            gt = COCO()
+            gt.dataset = ground_truth
+            gt.createIndex()
+            dt = gt.loadRes(detections)
+            evaluation = COCOeval(gt, dt, "bbox")
+            evaluation.params.maxDets = self.proposal_nums
+            evaluation.evaluate()
+            evaluation.accumulate()
+            evaluation.summarize()
+        summary = [line for line in printed.getvalue().splitlines() if line.lstrip().startswith("Average")]
+        logger.info("COCO bbox evaluation:\n" + "\n".join(summary))
+        results = {name: float(value) for name, value in zip(STAT_NAMES, evaluation.stats)}
+        if self.classwise:
+            per_class = self._per_class_ap(evaluation.eval["precision"], ground_truth["categories"])
+            results.update({f"bbox_AP.{name}": value for name, value in per_class.items()})
+        return results
+
+    def _per_class_ap(self, precision: np.ndarray, categories: list[dict[str, Any]]) -> dict[str, float]:
+        """AP per class: precision [iou, recall, class, area, max dets] averaged over IoU and recall, area 'all', most detections."""
+        table = {}
+        for index, category in enumerate(categories):
+            values = precision[:, :, index, 0, -1]
+            values = values[values > -1]
+            table[category["name"]] = float(values.mean()) if values.size else float("nan")
+        width = max([len(name) for name in table] + [5])
+        lines = [f"{'class':<{width}}  {'AP %':>6}"] + [
+            f"{name:<{width}}  {'  -   ' if value != value else f'{100 * value:6.2f}'}" for name, value in table.items()
+        ]
+        logger.info("per-class bbox AP:\n" + "\n".join(lines))
+        return table

@@ -1,0 +1,1 @@
+"""Detection models: torchvision detectors behind trainyard's model contract."""

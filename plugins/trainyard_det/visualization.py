@@ -1,0 +1,71 @@
+"""Pictures of detections during validation: ground truth and predicted boxes on the image."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from trainyard import Hook
+from trainyard.drawing import draw_boxes
+
+_TRUTH, _PREDICTION = "#2ca02c", "#ff7f0e"
+
+
+def draw_detections(image: torch.Tensor, prediction: Mapping[str, torch.Tensor], truth: Mapping[str, torch.Tensor] | None,
+                    class_names: Sequence[str], score_threshold: float = 0.3, scale: tuple[float, float] = (1.0, 1.0),
+                    min_side: int = 384) -> torch.Tensor:
+    """uint8 ``[3,H,W]``: ground truth in green (class name), predictions above the threshold in orange (name: score).
+
+    ``scale`` maps the prediction's (original-image) coordinates onto ``image``: (x factor, y factor).
+    Images smaller than ``min_side`` are enlarged to it first.
+    """
+    from torchvision.transforms.v2 import functional as F
+
+    def name(label: int) -> str:
+        return str(class_names[label]) if 0 <= label < len(class_names) else str(label)
+
+    enlarge = max(1.0, min_side / min(image.shape[-2:]))  # small images are enlarged so the labels stay readable
+    picture = F.resize(image, [round(image.shape[-2] * enlarge), round(image.shape[-1] * enlarge)], antialias=True) if enlarge > 1 else image
+    if truth is not None and len(truth["boxes"]):
+        picture = draw_boxes(picture, truth["boxes"].float() * enlarge, [name(int(l)) for l in truth["labels"]], _TRUTH)
+    keep = prediction["scores"] >= score_threshold
+    boxes = prediction["boxes"][keep].float() * torch.tensor([scale[0], scale[1]] * 2) * enlarge
+    labels = [f"{name(int(l))}: {float(s):.2f}" for l, s in zip(prediction["labels"][keep], prediction["scores"][keep])]
+    return draw_boxes(picture, boxes, labels, _PREDICTION)
+
+
+class DetVisualizationHook(Hook):
+    """Every ``interval`` validation batches, the batch's first image with its boxes.
+
+    Ground truth in green, predictions with a score of at least ``score_threshold`` in
+    orange with their scores. Written to TensorBoard (``val/detections_<batch>``) and
+    the run's ``vis/`` folder.
+
+    Args:
+        interval: validation batches between pictures (batch 0 is always drawn).
+        score_threshold: the lowest score drawn.
+    """
+
+    priority = "LOW"
+
+    def __init__(self, interval: int = 50, score_threshold: float = 0.3) -> None:
+        self.interval = interval
+        self.score_threshold = score_threshold
+
+    def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        if runner.rank != 0 or batch_idx % self.interval:
+            return
+        image = data_batch["inputs"][0].cpu()
+        if image.dtype != torch.uint8:
+            return
+        prediction = {k: v.detach().cpu() for k, v in outputs[0].items()}
+        meta = (data_batch.get("meta") or [{}])[0]
+        height, width = image.shape[-2:]
+        original_height, original_width = meta.get("ori_size", (height, width))
+        truth = data_batch["targets"][0] if data_batch.get("targets") else None
+        class_names = list(getattr(runner.dataloader("val").dataset, "classes", ()) or ())
+        picture = draw_detections(image, prediction, truth, class_names, self.score_threshold,
+                                  scale=(width / original_width, height / original_height))
+        runner.writer.add_picture(f"val/detections_{batch_idx}", picture, runner.iter)
