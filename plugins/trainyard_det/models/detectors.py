@@ -95,7 +95,6 @@ class TorchvisionDetector(nn.Module):
             load_pretrained_weights(self.net, checkpoint, revise_keys=[(r"^module\.", ""), (r"^net\.", "")])
 
     def around_backbone(self, backbone: nn.Module, classes: int, options: dict[str, Any]) -> nn.Module:
-
         return self.detector_class()(backbone, classes, **options)
 
     @classmethod
