@@ -27,8 +27,8 @@ def overlay(image: torch.Tensor, label_map: torch.Tensor, palette: torch.Tensor,
 class SegVisualizationHook(Hook):
     """Every ``interval`` validation batches, one picture: image | ground truth | prediction.
 
-    Written to TensorBoard (``val/vis_<batch>``) and as PNG files in the run
-    directory's ``vis/`` folder, coloured with the dataset's palette.
+    Written to TensorBoard (``val/predictions_<batch>``) and the run's ``vis/`` folder
+    (``val_predictions_<batch>_iter<N>.png``), coloured with the dataset's palette.
 
     Args:
         interval: validation batches between pictures (batch 0 is always drawn).
@@ -53,12 +53,7 @@ class SegVisualizationHook(Hook):
         picture = torch.cat(
             [image, overlay(image, target, palette, self.alpha), overlay(image, prediction, palette, self.alpha)], dim=2
         )
-        from torchvision.io import write_png
-
-        folder = runner.run_dir / "vis"
-        folder.mkdir(parents=True, exist_ok=True)
-        write_png(picture, str(folder / f"iter{runner.iter:07d}_batch{batch_idx:04d}.png"))
-        runner.writer.add_image(f"val/vis_{batch_idx}", picture, runner.iter)
+        runner.writer.add_picture(f"val/predictions_{batch_idx}", picture, runner.iter)
 
     @staticmethod
     def _palette(runner: Any) -> list:

@@ -21,7 +21,7 @@ def test_unet_config_trains_then_tests_from_the_command_line(tmp_path):
     assert "Val (iter 6)  mIoU: " in train.stdout and "per-class results" in train.stdout
     assert (tmp_path / "iter_6.pth").is_file() and (tmp_path / "iter_3.pth").is_file()
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    assert sorted(p.name for p in (run_dir / "vis").iterdir()) == ["iter0000006_batch0000.png"]
+    assert sorted(p.name for p in (run_dir / "vis").iterdir()) == ["val_predictions_0_iter0000006.png"]
     metrics_file = tmp_path / "test.json"
     test = run_trainyard("test", "configs/seg/unet.py", str(tmp_path / "iter_6.pth"), "--work-dir", str(tmp_path),
                          "--out", str(metrics_file), "--cfg-options", *SMALL)
