@@ -11,7 +11,7 @@ import torch
 
 from trainyard.errors import DatasetError
 
-__all__ = ["IMAGE_EXTENSIONS", "read_image"]
+__all__ = ["IMAGE_EXTENSIONS", "read_image", "require_directory"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
 """What an image folder may hold (lower case; matched case-insensitively)."""
@@ -58,3 +58,10 @@ def _torchvision_decoders() -> tuple[Any, Any, Any] | None:
     except ImportError:
         return None
     return ImageReadMode, decode_image, read_file
+
+
+def require_directory(path: Path, what: str) -> Path:
+    """``path`` if it is a directory, else a :class:`DatasetError` saying which ``what`` is missing."""
+    if not path.is_dir():
+        raise DatasetError(f"{what} not found: {path}")
+    return path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -51,9 +50,3 @@ class ClsDataset(torch.utils.data.Dataset):
             "targets": int(label),
             "meta": {"index": index, "ori_size": tuple(image.shape[-2:]), **meta},
         }
-
-
-def require_directory(path: Path, what: str) -> Path:
-    if not path.is_dir():
-        raise DatasetError(f"{what} not found: {path}")
-    return path

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from trainyard import DatasetError
-from trainyard.images import IMAGE_EXTENSIONS, read_image
-from trainyard_cls.datasets.base import ClsDataset, require_directory
+from trainyard.images import IMAGE_EXTENSIONS, read_image, require_directory
+from trainyard_cls.datasets.base import ClsDataset
 
 
 class ImageFolder(ClsDataset):

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from trainyard import DatasetError
-from trainyard_cls.datasets.base import ClsDataset, require_directory
+from trainyard.images import require_directory
+from trainyard_cls.datasets.base import ClsDataset
 
 _IMAGES_MAGIC, _LABELS_MAGIC = 2051, 2049
 

@@ -116,9 +116,3 @@ def default_palette(count: int) -> list[tuple[int, int, int]]:
             value >>= 3
         palette.append((red, green, blue))
     return palette
-
-
-def require_directory(path: Path, what: str) -> Path:
-    if not path.is_dir():
-        raise DatasetError(f"{what} not found: {path}")
-    return path

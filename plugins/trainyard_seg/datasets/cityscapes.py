@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from trainyard import DatasetError
-from trainyard.images import read_image
-from trainyard_seg.datasets.base import SegDataset, read_label_map, require_directory
+from trainyard.images import read_image, require_directory
+from trainyard_seg.datasets.base import SegDataset, read_label_map
 
 # labelIds of the 19 evaluated classes, in train-id order; every other id is ignored (255).
 LABEL_ID_TO_TRAIN_ID = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,

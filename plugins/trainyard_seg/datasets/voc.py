@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from trainyard import DatasetError
-from trainyard.images import read_image
-from trainyard_seg.datasets.base import SegDataset, read_label_map, require_directory
+from trainyard.images import read_image, require_directory
+from trainyard_seg.datasets.base import SegDataset, read_label_map
 
 
 class VOCSegDataset(SegDataset):
