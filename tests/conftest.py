@@ -129,3 +129,62 @@ def assert_same_weights(a, b):
         assert torch.equal(a[key], b[key]), key
 
 
+
+
+# inference and export: one tiny trained run per task's quick config, shared by their tests
+
+QUICK_RUNS = {
+    "seg": ("configs/seg/unet.py", [
+        "model.base_channels=8", "train_cfg.max_iters=8", "train_cfg.val_interval=8",
+        "train_dataloader.dataset.length=32", "val_dataloader.dataset.length=8", "test_dataloader.dataset.length=8",
+        "default_hooks.checkpoint.interval=8",
+    ]),
+    "cls": ("configs/cls/small_cnn_generated.py", [
+        "train_cfg.max_epochs=1", "train_dataloader.dataset.length=64", "val_dataloader.dataset.length=16",
+        "test_dataloader.dataset.length=16", "param_scheduler=[]",
+    ]),
+    "det": ("configs/det/faster_rcnn_small_generated.py", [
+        "train_cfg.max_iters=4", "train_cfg.val_interval=4", "train_dataloader.dataset.length=16",
+        "train_dataloader.batch_size=4", "val_dataloader.dataset.length=4", "test_dataloader.dataset.length=4",
+        "default_hooks.checkpoint.interval=4",
+    ]),
+}
+_IN_PROCESS = ["train_dataloader.num_workers=0", "train_dataloader.persistent_workers=False", "custom_hooks=[]"]
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory):
+    """``quick_run(task)``: the work dir of a few iterations of that task's quick config, trained once per session."""
+    from trainyard.config import load_config
+    from trainyard.runner import Runner
+
+    runs: dict[str, Path] = {}
+
+    def train(task: str) -> Path:
+        if task not in runs:
+            config, options = QUICK_RUNS[task]
+            cfg = load_config(REPO / config, [*options, *_IN_PROCESS])
+            cfg.work_dir = str(tmp_path_factory.mktemp(f"quick-{task}"))
+            Runner.from_cfg(cfg).train()
+            runs[task] = Path(cfg.work_dir)
+        return runs[task]
+
+    return train
+
+
+def write_images(folder: Path) -> dict[str, tuple[int, int]]:
+    """A grey, an RGBA and two RGB images of different sizes; returns ``{file name: (height, width)}``."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    images = {
+        "grey.png": Image.fromarray(rng.integers(0, 255, (40, 56), dtype=np.uint8), "L"),
+        "rgba.png": Image.fromarray(rng.integers(0, 255, (48, 48, 4), dtype=np.uint8), "RGBA"),
+        "small.jpg": Image.fromarray(rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)),
+        "large.png": Image.fromarray(rng.integers(0, 255, (160, 224, 3), dtype=np.uint8)),
+    }
+    for name, image in images.items():
+        image.save(folder / name)
+    return {name: (image.height, image.width) for name, image in images.items()}

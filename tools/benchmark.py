@@ -14,6 +14,8 @@ is printed too, to show how far one number can be trusted.
     python tools/benchmark.py                  # CPU (one thread), default sizes
     python tools/benchmark.py --device cuda    # GPU throughput, when there is one
     python tools/benchmark.py --model resnet18 # a task plugin's model (see --help)
+    python tools/benchmark.py --mode val --model unet --image-size 64      # validation images/s
+    python tools/benchmark.py --mode predict --model unet --image-size 64  # Predictor images/s
 """
 
 from __future__ import annotations
@@ -98,6 +100,22 @@ class InMemoryDetections(torch.utils.data.Dataset):
         return self.samples[index]
 
 
+@DATASETS.register()
+class InMemoryShapes(torch.utils.data.Dataset):
+    """trainyard_seg's generated shapes with label maps, drawn once and held in memory."""
+
+    def __init__(self, length: int = 512, size: int = 64) -> None:
+        generated = DATASETS.build(dict(type="ShapesDataset", split="val", length=length, size=size))
+        self.samples = [generated[i] for i in range(length)]
+        self.metainfo = generated.metainfo
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.samples[index]
+
+
 TASKS = {  # name: (model config, dataset type)
     "benchnet": (dict(type="BenchNet"), "InMemoryImages"),
     # trainyard_cls classifiers (their data preprocessor normalises on the device)
@@ -110,7 +128,11 @@ TASKS = {  # name: (model config, dataset type)
              rpn_post_nms_top_n_train=300, box_batch_size_per_image=64, representation_size=256),
         "InMemoryDetections",
     ),
+    # trainyard_seg: the default config's U-Net (configs/_base_/models/unet.py)
+    "unet": (dict(type="UNet", num_classes=4, base_channels=8, depth=3), "InMemoryShapes"),
 }
+EVALUATORS = {"InMemoryImages": dict(type="Accuracy"), "InMemoryDetections": dict(type="CocoMetric"),
+              "InMemoryShapes": dict(type="IoUMetric", per_class=False)}
 
 
 def build_model(args: argparse.Namespace) -> nn.Module:
@@ -191,6 +213,136 @@ class _CudaSync(Hook):
         torch.cuda.synchronize(runner.device)
 
 
+# validation and prediction -----------------------------------------------------------
+
+
+def plain_eval(args: argparse.Namespace, model: nn.Module, dataset: torch.utils.data.Dataset, device: torch.device) -> list[float]:
+    """Validation by hand: an ``inference_mode`` loop feeding the same metric; a timestamp per batch."""
+    from trainyard.evaluation import Evaluator
+
+    evaluator = Evaluator.from_cfg(EVALUATORS[TASKS[args.model][1]], "val_evaluator")
+    evaluator.set_dataset_meta(getattr(dataset, "metainfo", None) or {})
+    loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, collate_fn=default_collate)
+    model.eval()
+    evaluator.reset()
+    stamps = [time.perf_counter()]
+    with torch.inference_mode():
+        for batch in loader:
+            batch = model.data_preprocessor(batch)
+            evaluator.process(batch, model(batch, mode="predict"))
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            stamps.append(time.perf_counter())
+    with contextlib.redirect_stdout(io.StringIO()):
+        evaluator.evaluate()
+    stamps.append(time.perf_counter())
+    return stamps
+
+
+class _ValClock(Hook):
+    priority = "LOWEST"
+
+    def __init__(self, stamps: list) -> None:
+        self.stamps = stamps
+
+    def before_val_epoch(self, runner) -> None:
+        self.stamps.append(time.perf_counter())
+
+    def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if runner.device.type == "cuda":
+            torch.cuda.synchronize(runner.device)
+        self.stamps.append(time.perf_counter())
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self.stamps.append(time.perf_counter())
+
+
+def runner_eval(args: argparse.Namespace, model: nn.Module, dataset: torch.utils.data.Dataset, device: torch.device, work_dir: Path) -> list[float]:
+    """The same validation through ``Runner.val()`` (default hooks, progress, evaluator)."""
+    from mmengine.config import Config
+
+    from trainyard.runner import Runner
+
+    stamps: list[float] = []
+    cfg = Config.fromfile(str(Path(__file__).resolve().parents[1] / "configs/_base_/default_runtime.py"))
+    cfg.merge_from_dict(dict(
+        model=TASKS[args.model][0], val_dataloader=dict(batch_size=args.batch_size, dataset=dataset),
+        val_evaluator=EVALUATORS[TASKS[args.model][1]], randomness=dict(seed=0), work_dir=str(work_dir),
+    ))
+    cfg.custom_hooks = [_ValClock(stamps)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        runner = Runner.from_cfg(cfg)
+        runner.unwrapped_model.load_state_dict(model.state_dict())
+        runner.val()
+    return stamps
+
+
+def compare_eval(args: argparse.Namespace, device: torch.device) -> None:
+    torch.manual_seed(0)
+    model = build_model(args).to(device)
+    dataset = build_dataset(args)
+    seconds: dict[str, list[float]] = {"plain": [], "runner": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_index in range(args.rounds):
+            order = ["plain", "runner"] if round_index % 2 == 0 else ["runner", "plain"]
+            for side in order:
+                stamps = plain_eval(args, model, dataset, device) if side == "plain" else runner_eval(args, model, dataset, device, Path(tmp) / str(round_index))
+                seconds[side].append(stamps[-1] - stamps[0])
+                print(f"round {round_index + 1} {side:>6}: {len(dataset) / seconds[side][-1]:.1f} images/s", file=sys.stderr)
+    report(args, device, "validation (inference_mode loop + metric vs Runner.val)", len(dataset), seconds)
+
+
+def compare_predict(args: argparse.Namespace, device: torch.device) -> None:
+    """``Predictor`` on in-memory images against the same model in a hand-written ``inference_mode`` loop."""
+    from trainyard.inference import Predictor
+
+    torch.manual_seed(0)
+    model = build_model(args).to(device).eval()
+    dataset = build_dataset(args)
+    images = [dataset[i]["inputs"] for i in range(len(dataset))]
+    if images[0].dtype != torch.uint8:
+        sys.exit(f"--mode predict compares on uint8 images, as a Predictor reads them; {args.model}'s benchmark data are "
+                 f"{images[0].dtype}: use --model unet or faster_rcnn_small")
+    predictor = Predictor(model, device=device, batch_size=args.batch_size)
+
+    def by_hand() -> list:
+        """Batches of the same images through the model; every image's prediction kept on the CPU, as a user needs them."""
+        kept = []
+        with torch.inference_mode():
+            for start in range(0, len(images), args.batch_size):
+                chunk = images[start : start + args.batch_size]
+                batch = {"inputs": torch.stack(chunk), "meta": [{"ori_size": tuple(i.shape[-2:])} for i in chunk]}
+                outputs = model(model.data_preprocessor(batch), mode="predict")
+                if isinstance(outputs, torch.Tensor):
+                    kept.extend(outputs.cpu())
+                else:
+                    kept.extend({k: v.cpu() for k, v in output.items()} if isinstance(output, dict) else output.cpu() for output in outputs)
+        return kept
+
+    seconds: dict[str, list[float]] = {"plain": [], "runner": []}
+    for round_index in range(args.rounds):
+        order = ["plain", "runner"] if round_index % 2 == 0 else ["runner", "plain"]
+        for side in order:
+            start = time.perf_counter()
+            by_hand() if side == "plain" else predictor(images)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds[side].append(time.perf_counter() - start)
+            print(f"round {round_index + 1} {side:>6}: {len(images) / seconds[side][-1]:.1f} images/s", file=sys.stderr)
+    report(args, device, "prediction (inference_mode loop vs Predictor)", len(images), seconds)
+
+
+def report(args: argparse.Namespace, device: torch.device, what: str, images: int, seconds: dict[str, list[float]]) -> None:
+    plain, ours = statistics.median(seconds["plain"]), statistics.median(seconds["runner"])
+    ratios = sorted(p / r for p, r in zip(seconds["plain"], seconds["runner"]))
+    print(f"{what}: model {args.model}, device {device}, {torch.get_num_threads()} thread(s), batch {args.batch_size}, "
+          f"{images} images of {args.image_size}x{args.image_size}, {args.rounds} rounds")
+    print(f"plain loop : {images / plain:.1f} images/s")
+    print(f"trainyard  : {images / ours:.1f} images/s")
+    print(f"throughput ratio (trainyard / plain, images/s): {statistics.median(ratios):.4f}  "
+          f"(rounds ranged {ratios[0]:.3f} to {ratios[-1]:.3f})")
+
+
 def per_iteration(stamps: list[float], warmup: int) -> float:
     return (stamps[-1] - stamps[warmup]) / (len(stamps) - 1 - warmup)
 
@@ -207,10 +359,18 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", default="benchnet", choices=sorted(TASKS),
                         help="benchnet: a 3-conv net; resnet18, small_cnn: trainyard_cls classifiers; "
-                             "faster_rcnn_small: a trainyard_det detector (use --image-size 128)")
+                             "faster_rcnn_small: a trainyard_det detector (use --image-size 128); "
+                             "unet: the default seg U-Net (use --image-size 64)")
+    parser.add_argument("--mode", default="train", choices=("train", "val", "predict"),
+                        help="train: Runner vs a training loop; val: Runner.val() vs an inference_mode loop with the "
+                             "same metric; predict: Predictor vs an inference_mode loop (images/s)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.mode == "val":
+        return compare_eval(args, device)
+    if args.mode == "predict":
+        return compare_predict(args, device)
 
     results: dict[str, list[tuple[float, float]]] = {"plain": [], "runner": []}
     plain_loop(argparse.Namespace(**{**vars(args), "iters": 3}), device)  # process warm-up, not timed

@@ -14,6 +14,7 @@ from trainyard.errors import (
     CheckpointError,
     ConfigError,
     DatasetError,
+    ExportError,
     ModelContractError,
     NonFiniteError,
     PluginError,
@@ -31,6 +32,7 @@ from trainyard.registry import (
     MODELS,
     OPTIMIZERS,
     SCHEDULERS,
+    TASKS,
     TRANSFORMS,
     Registry,
 )
@@ -53,6 +55,9 @@ _LAZY_EXPORTS: dict[str, str] = {
     "read_image": "trainyard.images",
     "load_pretrained_weights": "trainyard.checkpoint",
     "TrainingInterrupted": "trainyard.interrupts",
+    "Predictor": "trainyard.inference",
+    "Task": "trainyard.inference",
+    "export_model": "trainyard.export",
 }
 
 
@@ -83,12 +88,14 @@ __all__ = [
     "SCHEDULERS",
     "DATA_SAMPLERS",
     "COLLATE_FUNCTIONS",
+    "TASKS",
     "TrainyardError",
     "ConfigError",
     "RegistryError",
     "PluginError",
     "CheckpointError",
     "DatasetError",
+    "ExportError",
     "ModelContractError",
     "NonFiniteError",
     "TrainingInterrupted",

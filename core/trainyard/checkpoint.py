@@ -54,6 +54,8 @@ __all__ = [
     "resume",
     "load_weights",
     "load_pretrained_weights",
+    "load_model_state",
+    "weights_of",
     "ResumeSource",
     "remove_stale_temporaries",
     "checkpoints_of_earlier_run",
@@ -315,6 +317,7 @@ def collect_state(runner: Runner) -> dict[str, Any]:
             "world_size": runner.world_size,
             "time": time.strftime("%Y-%m-%d %H:%M:%S"),
             "run_dir": str(runner.run_dir.resolve()),
+            "dataset_meta": runner.dataset_meta,
         },
         "state_dict": runner.unwrapped_model.state_dict(),
         "hooks": runner.dispatcher.state_dict(),
@@ -449,7 +452,7 @@ def run_dir_of(source: ResumeSource | None) -> Path | None:
     return Path(run_dir) if run_dir else None
 
 
-def _load_model_state(model: torch.nn.Module, weights: Mapping[str, Any], source: str, strict: bool) -> tuple[list[str], list[str]]:
+def load_model_state(model: torch.nn.Module, weights: Mapping[str, Any], source: str, strict: bool) -> tuple[list[str], list[str]]:
     """Load matching keys; a shape mismatch is an error naming the keys."""
     own = model.state_dict()
     mismatched = [
@@ -474,7 +477,7 @@ def resume(runner: Runner, source: ResumeSource) -> None:
     """Restore model, optimizer, scaler, hooks, loop position and this rank's RNG."""
     state = source.state
     meta = state["meta"]
-    _load_model_state(runner.unwrapped_model, state["state_dict"], str(source.path), strict=True)
+    load_model_state(runner.unwrapped_model, state["state_dict"], str(source.path), strict=True)
     if "optimizer" in state and runner.optim_wrapper is not None:
         wrapper_state = {"optimizer": state["optimizer"]["state"], "calls": state["optimizer"]["calls"]}
         partial_grads = state["optimizer"].get("partial_grads")
@@ -498,7 +501,7 @@ def resume(runner: Runner, source: ResumeSource) -> None:
     runner.call_hook("after_load_checkpoint", checkpoint=state)
 
 
-def _foreign_state_dict(state: Mapping[str, Any]) -> Mapping[str, Any]:
+def weights_of(state: Mapping[str, Any]) -> Mapping[str, Any]:
     """The weights inside trainyard, OpenMMLab (``state_dict``), Lightning or bare state-dict files."""
     for key in ("state_dict", "model", "model_state_dict"):
         inner = state.get(key)
@@ -530,13 +533,13 @@ def load_pretrained_weights(module: torch.nn.Module, path: str | os.PathLike[str
     import logging
 
     try:
-        weights = _revise_keys(_foreign_state_dict(read_checkpoint(path)), revise_keys)
+        weights = _revise_keys(weights_of(read_checkpoint(path)), revise_keys)
     except CheckpointError as exc:
         raise CheckpointError(f"checkpoint {path}: {exc}") from None
     own = module.state_dict()
     skipped = [k for k, v in weights.items() if k in own and isinstance(v, torch.Tensor) and v.shape != own[k].shape]
     fitting = {k: v for k, v in weights.items() if k not in skipped}
-    missing, unexpected = _load_model_state(module, fitting, str(path), strict=False)
+    missing, unexpected = load_model_state(module, fitting, str(path), strict=False)
     logger = logging.getLogger("trainyard")
     logger.info(f"initialised {type(module).__name__} from {path}")
     for what, keys in (("skipped (shape differs; re-initialised)", [
@@ -547,8 +550,8 @@ def load_pretrained_weights(module: torch.nn.Module, path: str | os.PathLike[str
     return skipped
 
 
-def load_weights(runner: Runner, load_from: str | Mapping[str, Any]) -> None:
-    """Load model weights only (``load_from``), reporting missing and unexpected keys.
+def load_weights(runner: Runner, load_from: str | Mapping[str, Any]) -> dict[str, Any]:
+    """Load model weights only (``load_from``), reporting missing and unexpected keys; returns the file's ``meta``.
 
     ``load_from`` is a path, or ``dict(path=..., revise_keys=[(regex, replacement), ...],
     strict=False)``; ``revise_keys`` renames checkpoint keys before matching (the
@@ -563,12 +566,15 @@ def load_weights(runner: Runner, load_from: str | Mapping[str, Any]) -> None:
     if options:
         raise CheckpointError(f"load_from has unknown keys {sorted(options)}; use path, revise_keys, strict")
     try:
-        weights = _revise_keys(_foreign_state_dict(read_checkpoint(path)), rules)
+        state = read_checkpoint(path)
+        weights = _revise_keys(weights_of(state), rules)
     except CheckpointError as exc:
         raise CheckpointError(f"load_from {path}: {exc}") from None
-    missing, unexpected = _load_model_state(runner.unwrapped_model, weights, str(path), strict)
+    missing, unexpected = load_model_state(runner.unwrapped_model, weights, str(path), strict)
     runner.logger.info(f"loaded weights from {path}")
     if missing:
         runner.logger.warning(f"keys of the model missing from {path} ({len(missing)}): {', '.join(missing)}")
     if unexpected:
         runner.logger.warning(f"keys of {path} the model does not have ({len(unexpected)}): {', '.join(unexpected)}")
+    meta = state.get("meta")
+    return dict(meta) if isinstance(meta, Mapping) else {}

@@ -1,4 +1,4 @@
-"""The ``trainyard`` command: ``train``, ``test``, ``config`` and ``plugins``.
+"""The ``trainyard`` command: ``train``, ``test``, ``val``, ``predict``, ``export``, ``config`` and ``plugins``.
 
 The ``tools/*.py`` scripts are thin wrappers over :func:`main`. A mistake in the
 user's input (:class:`~trainyard.errors.TrainyardError`) is printed as one message
@@ -84,14 +84,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_test(args: argparse.Namespace) -> int:
-    cfg = _prepare(args, "test")
+def _evaluate(args: argparse.Namespace, split: str) -> int:
+    """``test`` and ``val``: load the checkpoint, run the loop once, optionally write the metrics."""
+    cfg = _prepare(args, split)
     from trainyard import dist
     from trainyard.runner import Runner
 
     try:
         runner = Runner.from_cfg(cfg)
-        metrics = runner.test()
+        metrics = runner.test() if split == "test" else runner.val()
     except BaseException:
         dist.destroy()
         raise
@@ -99,6 +100,138 @@ def _cmd_test(args: argparse.Namespace) -> int:
     if args.out and runner.rank == 0:
         Path(args.out).write_text(json.dumps(metrics, indent=2) + "\n")
     return 0
+
+
+def _cmd_test(args: argparse.Namespace) -> int:
+    return _evaluate(args, "test")
+
+
+def _cmd_val(args: argparse.Namespace) -> int:
+    return _evaluate(args, "val")
+
+
+def _source_and_inputs(source: str, rest: list[str], needs_inputs: bool) -> tuple[str, str | None, list[str]]:
+    """``CONFIG CHECKPOINT ...`` or ``CHECKPOINT|RUN ...``: returns (checkpoint or run, config or None, the rest)."""
+    if source.endswith(".py"):
+        if not Path(source).is_file():
+            raise TrainyardError(f"config file not found: {source}")
+        if not rest:
+            raise TrainyardError(f"after the config {source}, give the checkpoint (or give a work dir instead of the config)")
+        checkpoint, rest = rest[0], rest[1:]
+        config: str | None = source
+    else:
+        checkpoint, config = source, None
+    if needs_inputs and not rest:
+        raise TrainyardError("give the images or folders to predict on after the checkpoint")
+    return checkpoint, config, rest
+
+
+def _unique_stem(source: str, used: set[str]) -> str:
+    stem = Path(source).stem if source and not source.startswith("input ") else source.replace(" ", "_")
+    candidate, number = stem, 1
+    while candidate in used:
+        candidate, number = f"{stem}_{number}", number + 1
+    used.add(candidate)
+    return candidate
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import time
+
+    checkpoint, config, inputs = _source_and_inputs(args.source, list(args.inputs), needs_inputs=True)
+    from PIL import Image
+
+    from trainyard.inference import Predictor, expand_inputs
+    from trainyard.logging import setup_logger
+    from trainyard.loops import Progress
+
+    setup_logger(None, 0, "WARNING" if args.quiet else "INFO")
+    predictor = Predictor.from_run(checkpoint, config=config, device=args.device, amp=args.amp,
+                                   batch_size=args.batch_size, num_workers=args.num_workers)
+    items = expand_inputs(inputs)  # every path is checked before anything is written
+    out = Path(args.out)
+    (out / "vis").mkdir(parents=True, exist_ok=True)
+    progress = Progress(len(items), "predict", enabled=True)
+    used: set[str] = set()
+    pictures: list[Path] = []
+    start = time.perf_counter()
+    with open(out / "predictions.jsonl", "w", encoding="utf-8") as records:
+        for done, prediction in enumerate(predictor.predict([item for _, item in items], topk=args.topk, score_thr=args.score_thr), 1):
+            source = items[done - 1][0]
+            stem = _unique_stem(source, used)
+            record = {"source": source, "height": prediction.image.shape[-2], "width": prediction.image.shape[-1]}
+            record.update(predictor.task.record(prediction.result))
+            record.update(predictor.task.save(prediction.result, out, stem))
+            picture = predictor.draw(prediction)
+            if picture is not None:
+                pictures.append(out / "vis" / f"{stem}.png")
+                Image.fromarray(picture.permute(1, 2, 0).numpy()).save(pictures[-1])
+                record["picture"] = str(pictures[-1].relative_to(out))
+            records.write(json.dumps(record) + "\n")
+            progress.update(done)
+    progress.close()
+    seconds = time.perf_counter() - start
+    print(f"predicted {len(items)} images in {seconds:.1f} s ({len(items) / max(seconds, 1e-9):.1f} images/s): "
+          f"results in {out / 'predictions.jsonl'}, pictures in {out / 'vis'}")
+    if args.show:
+        _show(pictures)
+    return 0
+
+
+def _show(pictures: list[Path]) -> None:
+    """Open each picture in a window, one after the other (needs a display)."""
+    import matplotlib
+
+    if matplotlib.get_backend().lower() == "agg":
+        raise TrainyardError("--show needs a display, and this session has none; the pictures are written under --out")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    for path in pictures:
+        with Image.open(path) as picture:
+            plt.figure(path.name)
+            plt.imshow(picture)
+            plt.axis("off")
+            plt.show()
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    checkpoint, config, rest = _source_and_inputs(args.source, list(args.rest), needs_inputs=False)
+    if rest:
+        raise TrainyardError(f"unexpected arguments {rest}; export takes CONFIG CHECKPOINT or a checkpoint or work dir")
+    from trainyard.export import FORMATS, export_model
+    from trainyard.inference import Predictor
+    from trainyard.logging import setup_logger
+
+    setup_logger(None, 0, "INFO")
+    predictor = Predictor.from_run(checkpoint, config=config, device="cpu")
+    sample = _export_sample(predictor, args.input_size)
+    out = Path(args.out) if args.out else predictor.checkpoint_path.parent / "export"
+    stem = predictor.checkpoint_path.stem
+    for format in args.format:
+        result = export_model(predictor, format, out / f"{stem}{FORMATS[format]}", sample, atol=args.atol)
+        print(result.summary())
+    return 0
+
+
+def _export_sample(predictor: Any, input_size: Sequence[int] | None) -> Any:
+    """A real image for tracing and checking: the test set's first, after the test pipeline; or noise of ``--input-size``."""
+    import torch
+
+    if input_size:
+        return torch.randint(0, 256, (3, *input_size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    from trainyard.registry import DATASETS
+
+    for key in ("test_dataloader", "val_dataloader"):
+        dataset_cfg = (predictor.cfg.get(key) or {}).get("dataset")
+        if dataset_cfg is None:
+            continue
+        try:
+            return DATASETS.build(dataset_cfg)[0]["inputs"]
+        except Exception as exc:  # noqa: BLE001 - the dataset may not be on this machine
+            raise TrainyardError(f"cannot read a sample image from {key}.dataset ({type(exc).__name__}: {exc}); "
+                                 "give the input size instead: --input-size HEIGHT WIDTH") from None
+    raise TrainyardError("the config has no test or val dataset to take a sample image from; give --input-size HEIGHT WIDTH")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -169,12 +302,46 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(train)
     train.set_defaults(handler=_cmd_train)
 
-    test = commands.add_parser("test", help="evaluate a checkpoint on the test set")
-    test.add_argument("config", help="config file")
-    test.add_argument("checkpoint", help="checkpoint file")
-    test.add_argument("--out", default=None, metavar="FILE", help="also write the metrics as JSON")
-    _add_run_options(test)
-    test.set_defaults(handler=_cmd_test)
+    for split, handler in (("test", _cmd_test), ("val", _cmd_val)):
+        evaluate = commands.add_parser(split, help=f"evaluate a checkpoint on the {'test' if split == 'test' else 'validation'} set")
+        evaluate.add_argument("config", help="config file")
+        evaluate.add_argument("checkpoint", help="checkpoint file")
+        evaluate.add_argument("--out", default=None, metavar="FILE", help="also write the metrics as JSON")
+        _add_run_options(evaluate)
+        evaluate.set_defaults(handler=handler)
+
+    predict = commands.add_parser(
+        "predict", help="run a trained model on your own images",
+        description="trainyard predict CONFIG CHECKPOINT INPUTS... | trainyard predict CHECKPOINT_OR_WORK_DIR INPUTS...",
+    )
+    predict.add_argument("source", metavar="CONFIG_OR_RUN", help="a config file (then the checkpoint), a checkpoint, or a work dir "
+                         "(its best checkpoint, else its last; the config saved with it is used)")
+    predict.add_argument("inputs", nargs="+", metavar="[CHECKPOINT] INPUTS", help="image files and folders of images")
+    predict.add_argument("--out", default="predictions", metavar="DIR",
+                         help="where predictions.jsonl, vis/ pictures and masks/ go (default: predictions)")
+    predict.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default: the test dataloader's)")
+    predict.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu, cuda, cuda:1")
+    predict.add_argument("--amp", action="store_true", help="mixed precision: float16 on CUDA, bfloat16 on the CPU")
+    predict.add_argument("--score-thr", type=float, default=0.3, help="detection: the lowest score kept and drawn")
+    predict.add_argument("--topk", type=int, default=5, help="classification: how many classes to report")
+    predict.add_argument("--num-workers", type=int, default=0, help="processes reading images")
+    predict.add_argument("--show", action="store_true", help="also open each picture in a window")
+    predict.add_argument("--quiet", action="store_true", help="no log lines, only the summary")
+    predict.set_defaults(handler=_cmd_predict)
+
+    export = commands.add_parser(
+        "export", help="export a trained model (onnx, torchscript, pt2, safetensors), verified by running it",
+        description="trainyard export CONFIG CHECKPOINT | trainyard export CHECKPOINT_OR_WORK_DIR",
+    )
+    export.add_argument("source", metavar="CONFIG_OR_RUN", help="a config file (then the checkpoint), a checkpoint, or a work dir")
+    export.add_argument("rest", nargs="*", metavar="CHECKPOINT", help="the checkpoint, after a config file")
+    export.add_argument("--format", nargs="+", default=["onnx"], choices=("onnx", "torchscript", "pt2", "safetensors"),
+                        help="one or more formats (default: onnx)")
+    export.add_argument("--out", default=None, metavar="DIR", help="folder for the files (default: export/ beside the checkpoint)")
+    export.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("HEIGHT", "WIDTH"),
+                        help="sample size to trace and check with (default: the test set's first image)")
+    export.add_argument("--atol", type=float, default=1e-4, help="allowed difference to PyTorch, plus 1e-5 x the largest output")
+    export.set_defaults(handler=_cmd_export)
 
     config = commands.add_parser("config", help="print the resolved config (or where each key was set)")
     config.add_argument("config", help="config file")

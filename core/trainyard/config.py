@@ -64,6 +64,7 @@ RUNNER_KEYS: frozenset[str] = frozenset(
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "train": ("model", "train_dataloader", "train_cfg", "optim_wrapper"),
     "test": ("model", "test_dataloader", "test_evaluator"),
+    "val": ("model", "val_dataloader", "val_evaluator"),
 }
 
 OVERRIDES_SOURCE = "--cfg-options"
@@ -106,7 +107,7 @@ def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | Seq
             cfg.merge_from_dict(dict(overrides))
         except (KeyError, TypeError, IndexError, AttributeError) as exc:
             raise ConfigError(f"cannot apply {OVERRIDES_SOURCE} {dict(overrides)}: {exc}") from None
-    _import_custom_modules(cfg)
+    import_custom_modules(cfg)
     return cfg
 
 
@@ -164,7 +165,7 @@ def _locate_syntax_error(path: Path) -> SyntaxError | None:
     return None
 
 
-def _import_custom_modules(cfg: Config) -> None:
+def import_custom_modules(cfg: Config) -> None:
     """Import ``custom_imports = dict(imports=[...])`` as OpenMMLab configs expect."""
     custom = cfg.get("custom_imports")
     if not custom:

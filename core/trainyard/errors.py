@@ -42,3 +42,7 @@ class NonFiniteError(TrainyardError):
     """The loss or the weights became NaN or infinite; training stopped before saving them."""
 
     same_on_every_rank = True
+
+
+class ExportError(TrainyardError):
+    """A model cannot be exported in a format, or its export did not reproduce the model's outputs."""

@@ -84,13 +84,22 @@ class SumMetric(Metric):
     """A metric whose state is a dict of tensors summed over batches and ranks.
 
     Subclasses create their tensors in :meth:`reset` (``self.state = {...}``) and add
-    to them in :meth:`process`.
+    to them in :meth:`process`, on the predictions' device (:meth:`state_on`): a GPU
+    evaluation then never waits on a copy per batch. After :meth:`synchronize` the
+    state is on the CPU, for :meth:`compute`.
     """
 
     state: dict[str, torch.Tensor]
 
+    def state_on(self, device: torch.device) -> dict[str, torch.Tensor]:
+        """The state, moved to ``device`` the first time a batch from there arrives."""
+        for key, value in self.state.items():
+            if value.device != device:
+                self.state[key] = value.to(device)
+        return self.state
+
     def synchronize(self) -> None:
-        self.state = dist.all_reduce_tensors(self.state)
+        self.state = {key: value.cpu() for key, value in dist.all_reduce_tensors(self.state).items()}
 
 
 class GatherMetric(Metric):

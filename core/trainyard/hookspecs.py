@@ -52,6 +52,15 @@ def register_loops(registry) -> None:
     """Register train, validation or test loops (see :mod:`trainyard.loops`)."""
 
 
+@hookspec
+def register_tasks(registry) -> None:
+    """Register the inference part of a task (subclasses of :class:`trainyard.inference.Task`).
+
+    A model names its task in a ``task`` class attribute (``task = 'segmentation'``);
+    ``Predictor``, ``trainyard predict`` and ``trainyard export`` look the name up here.
+    """
+
+
 HOOK_NAMES: tuple[str, ...] = (
     "register_models",
     "register_datasets",
@@ -59,4 +68,5 @@ HOOK_NAMES: tuple[str, ...] = (
     "register_metrics",
     "register_hooks",
     "register_loops",
+    "register_tasks",
 )

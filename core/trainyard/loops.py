@@ -218,7 +218,12 @@ class IterBasedTrainLoop(_TrainLoop):
 
 
 class _EvalLoop:
-    """Shared by validation and test: predict every batch, feed the evaluator, report metrics."""
+    """Shared by validation and test: predict every batch, feed the evaluator, report metrics.
+
+    Runs without gradients (``torch.inference_mode()`` when no training is under
+    way), and under autocast when the config trains with AMP
+    (``optim_wrapper.type='AmpOptimWrapper'`` or a ``dtype``).
+    """
 
     split = ""
 
@@ -234,12 +239,15 @@ class _EvalLoop:
         model = runner.unwrapped_model
         model.eval()
         self.evaluator.reset()
-        progress = _Progress(len(self.dataloader), split, enabled=runner.rank == 0)
-        with torch.no_grad():
+        progress = Progress(len(self.dataloader), split, enabled=runner.rank == 0)
+        # inference_mode for a standalone evaluation; no_grad inside training, where a module could keep a tensor
+        # made here (a cache) and training would then fail to save it for backward
+        with torch.inference_mode() if runner.train_loop is None else torch.no_grad():
             for batch_idx, data_batch in enumerate(self.dataloader):
                 runner.call_hook(f"before_{split}_iter", batch_idx=batch_idx, data_batch=data_batch)
                 batch = runner.preprocess(data_batch)
-                predictions = model(batch, mode="predict")
+                with runner.autocast():
+                    predictions = model(batch, mode="predict")
                 self.evaluator.process(batch, predictions)
                 runner.call_hook(f"after_{split}_iter", batch_idx=batch_idx, data_batch=data_batch, outputs=predictions)
                 progress.update(batch_idx + 1)
@@ -265,7 +273,7 @@ class TestLoop(_EvalLoop):
     split = "test"
 
 
-class _Progress:
+class Progress:
     """A one-line progress counter on a terminal; silent in files and pipes."""
 
     def __init__(self, total: int, label: str, enabled: bool) -> None:

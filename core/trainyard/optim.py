@@ -204,6 +204,15 @@ class OptimWrapper:
             self.scaler.load_state_dict(state["scaler"])
 
 
+def amp_dtype_of(cfg: Mapping[str, Any] | None, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype an ``optim_wrapper`` config asks for (None: AMP off); validation and test use it too."""
+    options = dict(cfg or {})
+    dtype = options.get("dtype")
+    if dtype is None and options.get("type") == "AmpOptimWrapper":
+        dtype = "float16" if device.type == "cuda" else "bfloat16"
+    return OptimWrapper._amp_dtype(dtype, device)
+
+
 def build_optim_wrapper(cfg: Mapping[str, Any], model: nn.Module, device: torch.device) -> OptimWrapper:
     """An :class:`OptimWrapper` from the ``optim_wrapper`` config."""
     options = dict(cfg)

@@ -39,6 +39,7 @@ __all__ = [
     "DATA_SAMPLERS",
     "COLLATE_FUNCTIONS",
     "ROOT_REGISTRIES",
+    "TASKS",
 ]
 
 
@@ -394,6 +395,8 @@ OPTIMIZERS = Registry("OPTIMIZERS", sources=(("torch.optim", "torch.optim:Optimi
 SCHEDULERS = Registry("SCHEDULERS")
 DATA_SAMPLERS = Registry("DATA_SAMPLERS")
 COLLATE_FUNCTIONS = Registry("COLLATE_FUNCTIONS")
+TASKS = Registry("TASKS", hookspec="register_tasks")
+"""The per-task part of inference and export (:class:`trainyard.inference.Task`), by a model's ``task`` name."""
 
 ROOT_REGISTRIES: tuple[Registry, ...] = (
     MODELS,
@@ -406,4 +409,5 @@ ROOT_REGISTRIES: tuple[Registry, ...] = (
     SCHEDULERS,
     DATA_SAMPLERS,
     COLLATE_FUNCTIONS,
+    TASKS,
 )

@@ -25,7 +25,7 @@ from trainyard.evaluation import Evaluator
 from trainyard.hooks import Hook, HookDispatcher
 from trainyard.interrupts import StopOnSignals, TrainingInterrupted
 from trainyard.logging import LogBuffer, RunWriter, add_log_file, setup_logger
-from trainyard.optim import OptimWrapper, build_optim_wrapper
+from trainyard.optim import OptimWrapper, amp_dtype_of, build_optim_wrapper
 from trainyard.registry import HOOKS, LOOPS, MODELS, SCHEDULERS, building
 
 __all__ = ["Runner"]
@@ -66,6 +66,8 @@ class Runner:
         self.val_loop: Any = None
         self.optim_wrapper: OptimWrapper | None = None
         self.param_schedulers: list[Any] = []
+        self._evaluated_progress = {"epoch": 0, "iter": 0}
+        """Epoch and iteration of the checkpoint a standalone val or test evaluates."""
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> Runner:
@@ -240,7 +242,12 @@ class Runner:
             key = f"{split}_dataloader"
             if self.cfg.get(key) is None:
                 raise ConfigError(f"the config has no '{key}'")
-            self._dataloaders[split] = build_dataloader(self.cfg[key], self.seed, key, shuffle=split == "train")
+            loader_cfg = dict(self.cfg[key])
+            if self.device.type == "cuda" and loader_cfg.get("num_workers", 0) > 0:
+                # page-locked batches copy to the GPU asynchronously. Only with data workers: without, the main
+                # process pins each batch itself, and validation ran at 12.5-18.8k instead of 24.4k images/s (H200)
+                loader_cfg.setdefault("pin_memory", True)
+            self._dataloaders[split] = build_dataloader(loader_cfg, self.seed, key, shuffle=split == "train")
         return self._dataloaders[split]
 
     @property
@@ -251,11 +258,29 @@ class Runner:
 
     @property
     def iter(self) -> int:
-        return self.train_loop.iter if self.train_loop is not None else 0
+        """Finished training iterations (in a standalone val or test: those of the evaluated checkpoint)."""
+        return self.train_loop.iter if self.train_loop is not None else self._evaluated_progress["iter"]
 
     @property
     def epoch(self) -> int:
-        return self.train_loop.epoch if self.train_loop is not None else 0
+        return self.train_loop.epoch if self.train_loop is not None else self._evaluated_progress["epoch"]
+
+    @property
+    def dataset_meta(self) -> dict[str, Any]:
+        """``classes`` and ``palette`` of the first built dataset (train, val, test): saved in checkpoints for inference."""
+        for split in ("train", "val", "test"):
+            loader = self._dataloaders.get(split)
+            metainfo = getattr(getattr(loader, "dataset", None), "metainfo", None) or {}
+            if metainfo.get("classes"):
+                return {key: _plain_lists(metainfo[key]) for key in ("classes", "palette") if metainfo.get(key)}
+        return {}
+
+    def autocast(self) -> Any:
+        """Autocast for validation and test, with the dtype ``optim_wrapper`` trains with (off without AMP)."""
+        from trainyard.inference import autocast_context
+
+        dtype = self.optim_wrapper.amp_dtype if self.optim_wrapper is not None else amp_dtype_of(self.cfg.get("optim_wrapper"), self.device)
+        return autocast_context(self.device, dtype is not None, dtype)
 
     @property
     def max_iters(self) -> int:
@@ -350,20 +375,37 @@ class Runner:
         """Evaluate once on the validation set."""
         self._load_for_evaluation()
         self.val_loop = self._build_loop("val")
+        self._start_evaluation_directory("val")
         return self._run("validation", self.val_loop.run)
 
     def test(self) -> dict[str, float]:
         """Evaluate once on the test set."""
         self._load_for_evaluation()
-        return self._run("test", self._build_loop("test").run)
+        loop = self._build_loop("test")
+        self._start_evaluation_directory("test")
+        return self._run("test", loop.run)
 
     def _load_for_evaluation(self) -> None:
-        """Evaluation alone leaves no run directory: metrics go to the console (and ``--out``)."""
-        if self.train_loop is None:
-            self.writer.enabled = False
-        if self.cfg.get("load_from") and self.train_loop is None:
-            checkpoint.load_weights(self, self.cfg["load_from"])
+        """A standalone evaluation loads ``load_from`` and takes its epoch and iteration for the log and pictures."""
+        if self.train_loop is None and self.cfg.get("load_from"):
+            meta = checkpoint.load_weights(self, self.cfg["load_from"])
+            self._evaluated_progress = {"epoch": int(meta.get("epoch", 0)), "iter": int(meta.get("iter", 0))}
+
+    def _start_evaluation_directory(self, split: str) -> None:
+        """A standalone evaluation, once built, writes its log, scalars and pictures to ``work_dir/<timestamp>_<split>/``."""
+        if self.train_loop is not None:
+            return
+        self.run_dir = self.run_dir.with_name(f"{self.run_dir.name}_{split}")
+        self.writer = RunWriter(self.run_dir, self.rank)
+        add_log_file(self.logger, self.run_dir / f"{self.run_dir.name}.log", self.rank)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resume needs, in the layout of a checkpoint (see :mod:`trainyard.checkpoint`)."""
         return checkpoint.collect_state(self)
+
+
+def _plain_lists(value: Any) -> Any:
+    """Tuples to lists, recursively: what a ``weights_only`` checkpoint and JSON both hold."""
+    if isinstance(value, (list, tuple)):
+        return [_plain_lists(v) for v in value]
+    return value

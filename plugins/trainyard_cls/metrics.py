@@ -51,9 +51,9 @@ class Accuracy(SumMetric):
         self._num_classes = predictions.shape[1]
         ranked = predictions.topk(min(max(self.topk), predictions.shape[1]), dim=1).indices
         hits = ranked == targets.unsqueeze(1)
-        for i, k in enumerate(self.topk):
-            self.state["correct"][i] += int(hits[:, :k].any(dim=1).sum())
-        self.state["total"] += targets.shape[0]
+        state = self.state_on(predictions.device)
+        state["correct"] += torch.stack([hits[:, :k].any(dim=1).sum() for k in self.topk])
+        state["total"] += targets.shape[0]
 
     def compute(self) -> dict[str, float]:
         total = int(self.state["total"])
@@ -98,12 +98,12 @@ class ClassificationReport(SumMetric):
         if not self.state:
             self.reset()
         targets = _hard_targets(batch, predictions, "ClassificationReport")
-        confusion = self.state["confusion"]
+        confusion = self.state_on(predictions.device)["confusion"]
         count = confusion.shape[0]
         if predictions.shape[1] != count:
             raise ModelContractError(f"ClassificationReport: the model predicts {predictions.shape[1]} classes, the dataset has {count}")
         index = targets.long() * count + predictions.argmax(dim=1)
-        confusion += torch.bincount(index, minlength=count * count).reshape(count, count).cpu()
+        confusion += torch.bincount(index, minlength=count * count).reshape(count, count)
 
     def compute(self) -> dict[str, float]:
         confusion = self.state["confusion"].double()

@@ -50,3 +50,8 @@ def register_metrics(registry):
 @hookimpl
 def register_hooks(registry):
     registry.register_lazy("ClsVisualizationHook", "trainyard_cls.visualization:ClsVisualizationHook")
+
+
+@hookimpl
+def register_tasks(registry):
+    registry.register_lazy("classification", "trainyard_cls.inference:ClsTask")

@@ -65,7 +65,7 @@ def _name(class_names: Sequence[str], index: int) -> str:
 
 
 class ClsVisualizationHook(Hook):
-    """Every ``interval`` validation batches, a grid of its images with predicted vs true class.
+    """Every ``interval`` validation (and test) batches, a grid of its images with predicted vs true class.
 
     Wrong predictions are framed in red with the true class in brackets. Written to
     TensorBoard (``val/predictions_<batch>``) and the run's ``vis/`` folder.
@@ -82,6 +82,12 @@ class ClsVisualizationHook(Hook):
         self.max_images = max_images
 
     def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        self._draw(runner, "val", batch_idx, data_batch, outputs)
+
+    def after_test_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        self._draw(runner, "test", batch_idx, data_batch, outputs)
+
+    def _draw(self, runner: Any, split: str, batch_idx: int, data_batch: Any, outputs: Any) -> None:
         if runner.rank != 0 or batch_idx % self.interval:
             return
         images = data_batch["inputs"][: self.max_images].cpu()
@@ -89,5 +95,5 @@ class ClsVisualizationHook(Hook):
             return
         predicted = outputs[: self.max_images].argmax(dim=1).tolist()
         true = data_batch["targets"][: self.max_images].tolist()
-        class_names = list(getattr(runner.dataloader("val").dataset, "classes", ()) or ())
-        runner.writer.add_picture(f"val/predictions_{batch_idx}", prediction_grid(images, predicted, true, class_names), runner.iter)
+        class_names = list(getattr(runner.dataloader(split).dataset, "classes", ()) or ())
+        runner.writer.add_picture(f"{split}/predictions_{batch_idx}", prediction_grid(images, predicted, true, class_names), runner.iter)

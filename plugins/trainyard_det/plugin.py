@@ -43,3 +43,8 @@ def register_metrics(registry):
 @hookimpl
 def register_hooks(registry):
     registry.register_lazy("DetVisualizationHook", "trainyard_det.visualization:DetVisualizationHook")
+
+
+@hookimpl
+def register_tasks(registry):
+    registry.register_lazy("detection", "trainyard_det.inference:DetTask")

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from trainyard import Hook
-from trainyard.drawing import draw_boxes
+from trainyard.drawing import draw_boxes, grid
 
 _TRUTH, _PREDICTION = "#2ca02c", "#ff7f0e"
 
@@ -37,35 +37,46 @@ def draw_detections(image: torch.Tensor, prediction: Mapping[str, torch.Tensor],
 
 
 class DetVisualizationHook(Hook):
-    """Every ``interval`` validation batches, the batch's first image with its boxes.
+    """Every ``interval`` validation (and test) batches, up to ``max_images`` of its images with their boxes.
 
     Ground truth in green, predictions with a score of at least ``score_threshold`` in
-    orange with their scores. Written to TensorBoard (``val/detections_<batch>``) and
-    the run's ``vis/`` folder.
+    orange with their scores, small images enlarged. Written to TensorBoard
+    (``val/detections_<batch>``) and the run's ``vis/`` folder (``test_...`` in a test run).
 
     Args:
-        interval: validation batches between pictures (batch 0 is always drawn).
+        interval: batches between pictures (batch 0 is always drawn).
         score_threshold: the lowest score drawn.
+        max_images: images side by side in one picture.
     """
 
     priority = "LOW"
 
-    def __init__(self, interval: int = 50, score_threshold: float = 0.3) -> None:
+    def __init__(self, interval: int = 50, score_threshold: float = 0.3, max_images: int = 2) -> None:
         self.interval = interval
         self.score_threshold = score_threshold
+        self.max_images = max_images
 
     def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        self._draw(runner, "val", batch_idx, data_batch, outputs)
+
+    def after_test_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        self._draw(runner, "test", batch_idx, data_batch, outputs)
+
+    def _draw(self, runner: Any, split: str, batch_idx: int, data_batch: Any, outputs: Any) -> None:
         if runner.rank != 0 or batch_idx % self.interval:
             return
-        image = data_batch["inputs"][0].cpu()
-        if image.dtype != torch.uint8:
-            return
-        prediction = {k: v.detach().cpu() for k, v in outputs[0].items()}
-        meta = (data_batch.get("meta") or [{}])[0]
-        height, width = image.shape[-2:]
-        original_height, original_width = meta.get("ori_size", (height, width))
-        truth = data_batch["targets"][0] if data_batch.get("targets") else None
-        class_names = list(getattr(runner.dataloader("val").dataset, "classes", ()) or ())
-        picture = draw_detections(image, prediction, truth, class_names, self.score_threshold,
-                                  scale=(width / original_width, height / original_height))
-        runner.writer.add_picture(f"val/detections_{batch_idx}", picture, runner.iter)
+        class_names = list(getattr(runner.dataloader(split).dataset, "classes", ()) or ())
+        metas = data_batch.get("meta") or [{}] * len(outputs)
+        targets = data_batch.get("targets") or [None] * len(outputs)
+        panels = []
+        for image, output, meta, truth in list(zip(data_batch["inputs"], outputs, metas, targets))[: self.max_images]:
+            image = image.cpu()
+            if image.dtype != torch.uint8:
+                continue
+            prediction = {k: v.detach().cpu() for k, v in output.items()}
+            height, width = image.shape[-2:]
+            original_height, original_width = meta.get("ori_size", (height, width))
+            panels.append(draw_detections(image, prediction, truth, class_names, self.score_threshold,
+                                          scale=(width / original_width, height / original_height)))
+        if panels:
+            runner.writer.add_picture(f"{split}/detections_{batch_idx}", grid([panels]), runner.iter)

@@ -57,10 +57,10 @@ class IoUMetric(SumMetric):
     def process(self, batch: dict[str, Any], predictions: Any) -> None:
         if not self.state:
             self.reset()
-        confusion = self.state["confusion"]
-        num_classes = confusion.shape[0]
         targets = batch["targets"]
         pairs = zip(targets, predictions) if isinstance(predictions, list) or isinstance(targets, list) else [(targets, predictions)]
+        confusion = self.state_on(targets[0].device if isinstance(targets, list) else targets.device)["confusion"]
+        num_classes = confusion.shape[0]
         for target, prediction in pairs:
             if target.shape != prediction.shape:
                 raise ModelContractError(
@@ -70,7 +70,7 @@ class IoUMetric(SumMetric):
             valid = target != self.ignore_index
             index = target[valid].long() * num_classes + prediction[valid].long()
             counts = torch.bincount(index, minlength=num_classes**2)
-            confusion += counts.reshape(num_classes, num_classes).cpu()
+            confusion += counts.reshape(num_classes, num_classes)
 
     def compute(self) -> dict[str, float]:
         confusion = self.state["confusion"].double()

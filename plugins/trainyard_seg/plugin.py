@@ -48,3 +48,8 @@ def register_metrics(registry):
 @hookimpl
 def register_hooks(registry):
     registry.register_lazy("SegVisualizationHook", "trainyard_seg.visualization:SegVisualizationHook")
+
+
+@hookimpl
+def register_tasks(registry):
+    registry.register_lazy("segmentation", "trainyard_seg.inference:SegTask")

@@ -16,7 +16,10 @@ def test_tiny_config_trains_validates_and_tests(tmp_path):
     test = run_trainyard("test", "tests/configs/tiny.py", str(tmp_path / "epoch_3.pth"), "--work-dir", str(tmp_path), "--out", str(metrics_file))
     assert test.returncode == 0, test.stderr
     assert 0.0 <= json.loads(metrics_file.read_text())["accuracy"] <= 1.0
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == runs_before  # a test is not a run
+    (evaluation,) = sorted(set(p.name for p in tmp_path.iterdir() if p.is_dir()) - set(runs_before))
+    assert evaluation.endswith("_test")  # a test is not a training run: its log and pictures go to <timestamp>_test
+    assert not (tmp_path / evaluation / "config.py").exists() and (tmp_path / evaluation / f"{evaluation}.log").is_file()
+    assert "Test (iter 18)" in test.stdout  # the evaluated checkpoint's iteration, not 0
 
 
 def test_a_config_that_fails_to_build_leaves_no_run_directory(tmp_path):

@@ -41,7 +41,7 @@ def test_test_command_evaluates_the_best_checkpoint(trained):
     work_dir, _ = trained
     (best,) = work_dir.glob("best_accuracy_top1_epoch_*.pth")
     out = work_dir / "test.json"
-    result = run_trainyard("test", CONFIG, str(best), "--out", str(out), "--cfg-options", *SMALL)
+    result = run_trainyard("test", CONFIG, str(best), "--work-dir", str(work_dir), "--out", str(out), "--cfg-options", *SMALL)
     assert result.returncode == 0, result.stderr
     metrics = json.loads(out.read_text())
     assert 0.0 <= metrics["accuracy_top1"] <= 1.0 and {"accuracy_top2", "macro_f1", "f1.disc"} <= set(metrics)

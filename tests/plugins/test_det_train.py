@@ -27,7 +27,7 @@ def test_generated_config_trains_then_tests_from_the_command_line(tmp_path):
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert sorted(p.name for p in (run_dir / "vis").iterdir()) == ["val_detections_0_iter0000004.png"]
     out = tmp_path / "test.json"
-    test = run_trainyard("test", CONFIG, str(tmp_path / "iter_4.pth"), "--out", str(out), "--cfg-options", *SMALL)
+    test = run_trainyard("test", CONFIG, str(tmp_path / "iter_4.pth"), "--work-dir", str(tmp_path), "--out", str(out), "--cfg-options", *SMALL)
     assert test.returncode == 0, test.stderr
     metrics = json.loads(out.read_text())
     assert 0.0 <= metrics["bbox_mAP_50"] <= 1.0 and {"bbox_mAP", "bbox_AR_100", "bbox_AP.ellipse"} <= set(metrics)

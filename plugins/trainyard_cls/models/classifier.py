@@ -34,6 +34,9 @@ class ImageClassifier(nn.Module):
         data_preprocessor: ``dict(mean=..., std=..., batch_augments=[...])``.
     """
 
+    task = "classification"
+    """The name of this model's :class:`trainyard.inference.Task` in ``TASKS`` (predict, export)."""
+
     def __init__(self, backbone: Mapping[str, Any], num_classes: int, checkpoint: str | None = None,
                  label_smoothing: float = 0.0, data_preprocessor: Mapping[str, Any] | None = None) -> None:
         super().__init__()

@@ -39,6 +39,8 @@ class TorchvisionDetector(nn.Module):
         **detector_args: other keyword arguments of the torchvision class.
     """
 
+    task = "detection"
+    """The name of this model's :class:`trainyard.inference.Task` in ``TASKS`` (predict, export)."""
     variants: Mapping[str, str] = {}
     torchvision_class = ""
     adds_background = False
