@@ -241,9 +241,107 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     _add_cfg_options(parser)
 
 
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from trainyard.experiments.runs import differing_keys, filter_runs, find_runs, format_table, main_metrics, read_run, sort_runs
+
+    roots = args.work_dirs or ["work_dirs"]
+    missing = [root for root in roots if not Path(root).exists()]
+    if missing:
+        raise TrainyardError(f"no such directory: {', '.join(missing)}")
+    runs = filter_runs([read_run(run_dir) for run_dir in find_runs(roots)], args.filter)
+    differing_keys(runs)
+    runs = sort_runs(runs, args.sort)
+    if args.json:
+        print(json.dumps([run.to_json() for run in runs], indent=1))
+    elif not runs:
+        print(f"no runs under {', '.join(roots)}")
+    else:
+        print(format_table(runs, main_metrics(runs)))
+    return 0
+
+
+def _selected_runs(sources: Sequence[str]) -> list[Any]:
+    from trainyard.experiments.runs import differing_keys, find_runs, read_run
+
+    missing = [source for source in sources if not Path(source).exists()]
+    if missing:
+        raise TrainyardError(f"no such directory: {', '.join(missing)}")
+    runs = [read_run(run_dir) for run_dir in find_runs(sources)]
+    if not runs:
+        raise TrainyardError(f"no runs (directories with config.py and a log) under {', '.join(sources)}")
+    differing_keys(runs)
+    return runs
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from trainyard.experiments.plot import plot_curves, run_label
+
+    runs = _selected_runs(args.runs)
+    keys = [key.strip() for key in args.keys.split(",") if key.strip()]
+    drawn = plot_curves(runs, keys, Path(args.out), x_axis=args.x, smoothing=args.smooth)
+    print(f"wrote {args.out}: " + "; ".join(f"{name} ({len(lines)} runs)" for name, lines in drawn.items()))
+    print("mean time per iteration (train/time), as mmdet's analyze_logs.py cal_train_time:")
+    for run in runs:
+        seconds = f"{run.s_per_iter:.4f} s" if run.s_per_iter is not None else "not logged"
+        print(f"  {run_label(run)}: {seconds} over {run.iterations} iterations ({run.status})")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    if not Path(args.config).is_file():
+        raise TrainyardError(f"config file not found: {args.config}")
+    from trainyard.config import load_config, validate_config
+    from trainyard.experiments.runs import differing_keys, find_runs, format_table, main_metrics, read_run, sort_runs
+    from trainyard.experiments.sweep import parse_grid, plan, run_sweep
+
+    grid = parse_grid(args.grid)
+    validate_config(load_config(args.config, [*args.cfg_options, *(f"{k}={v[0]!r}" for k, v in grid.items())]), mode="train")
+    root = Path(args.work_dir or Path("work_dirs") / f"{Path(args.config).stem}_sweep")
+    combinations = plan(grid, root)
+    statuses = run_sweep(args.config, combinations, args.cfg_options, args.launcher, args.partition)
+    runs = [read_run(run_dir) for run_dir in find_runs([str(c.work_dir) for c in combinations if c.work_dir.is_dir()])]
+    differing_keys(runs)
+    metric = args.sort or next(iter(main_metrics(runs, 1)), None)
+    print(format_table(sort_runs(runs, metric), main_metrics(runs)) if runs else f"no runs under {root} yet")
+    failed = [name for name, status in statuses.items() if status != 0]
+    if failed:
+        print(f"{len(failed)} of {len(combinations)} runs did not finish: {', '.join(failed)}; their output is in "
+              f"<work dir>/sweep_console.log; run the same sweep again to continue them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _config_rows(source: str, cfg_options: Sequence[str]) -> tuple[dict[str, tuple[Any, str]], str]:
+    """``{key: (value, file that set it)}`` of a config file, or of a run directory's saved config."""
+    from trainyard.config import explain
+    from trainyard.experiments.runs import read_config
+
+    path = Path(source)
+    if path.is_dir():
+        saved = path / "config.py"
+        if not saved.is_file():
+            runs = sorted(path.glob("*/config.py"))
+            if not runs:
+                raise TrainyardError(f"{path} is neither a run directory nor a work dir holding one (no config.py)")
+            saved = runs[-1]  # a work dir: its newest run
+        return {key: (value, str(saved)) for key, value in read_config(saved).items()}, str(saved)
+    return {key: (value, where) for key, value, where in explain(path, cfg_options)}, str(path)
+
+
 def _cmd_config(args: argparse.Namespace) -> int:
     from trainyard.config import explain, format_explanation, load_config, validate_config
 
+    if args.diff:
+        ours, our_name = _config_rows(args.config, args.cfg_options)
+        theirs, their_name = _config_rows(args.diff, [])
+        keys = [k for k in sorted(set(ours) | set(theirs)) if repr(ours.get(k, (None,))[0]) != repr(theirs.get(k, (None,))[0])]
+        print(f"--- {our_name}\n+++ {their_name}")
+        for key in keys:
+            for sign, rows in (("-", ours), ("+", theirs)):
+                value, where = rows.get(key, ("(not set)", ""))
+                print(f"{sign} {key} = {value!r}" + (f"    # {where}" if where else ""))
+        print(f"{len(keys)} keys differ")
+        return 0
     cfg = load_config(args.config, args.cfg_options)
     validate_config(cfg)
     if args.explain:
@@ -346,8 +444,39 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="print the resolved config (or where each key was set)")
     config.add_argument("config", help="config file")
     config.add_argument("--explain", action="store_true", help="show which file set each key")
+    config.add_argument("--diff", default=None, metavar="OTHER",
+                        help="show the keys whose values differ from OTHER (a config, or a run directory's saved config), and where each was set")
     _add_cfg_options(config)
     config.set_defaults(handler=_cmd_config)
+
+    runs = commands.add_parser("runs", help="list the runs under work dirs: status, progress, metrics, differing config keys")
+    runs.add_argument("work_dirs", nargs="*", metavar="DIR", help="where to look (default: work_dirs)")
+    runs.add_argument("--sort", default=None, metavar="KEY", help="a metric (best first: mIoU, val/accuracy_top1), iterations, wall_s, started or a config key")
+    runs.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                      help="keep runs whose status, name or config key has this value (repeatable)")
+    runs.add_argument("--json", action="store_true", help="machine-readable output")
+    runs.set_defaults(handler=_cmd_runs)
+
+    plot = commands.add_parser("plot", help="curves of several runs in one PNG, and their mean time per iteration")
+    plot.add_argument("runs", nargs="+", metavar="RUN", help="run directories or work dirs holding them")
+    plot.add_argument("--keys", default="loss", help="comma-separated scalars: loss,mIoU (train/ and val/ are tried)")
+    plot.add_argument("--out", default="curves.png", metavar="PNG", help="the picture (default: curves.png)")
+    plot.add_argument("--x", choices=("iter", "epoch"), default="iter", help="horizontal axis")
+    plot.add_argument("--smooth", type=float, default=0.0, help="exponential smoothing of train curves, 0 to 0.99")
+    plot.set_defaults(handler=_cmd_plot)
+
+    sweep = commands.add_parser("sweep", help="train every combination of a grid of config values, then rank the runs")
+    sweep.add_argument("config", help="config file")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=[VALUES]", required=True,
+                       help="a config key and its values: 'optim_wrapper.optimizer.lr=[0.01,0.1]' (repeat for more keys)")
+    sweep.add_argument("--work-dir", default=None, metavar="DIR",
+                       help="where the runs go, one work dir per combination (default: work_dirs/<config>_sweep)")
+    sweep.add_argument("--launcher", choices=("none", "slurm"), default="none",
+                       help="none: one run after the other here; slurm: one srun job per combination, side by side")
+    sweep.add_argument("--partition", default=None, help="SLURM partition (with --launcher slurm)")
+    sweep.add_argument("--sort", default=None, metavar="METRIC", help="rank the table by this metric (default: the first validation metric)")
+    _add_cfg_options(sweep)
+    sweep.set_defaults(handler=_cmd_sweep)
 
     plugins = commands.add_parser("plugins", help="list plugins and what each registered")
     plugins.set_defaults(handler=_cmd_plugins)

@@ -29,6 +29,9 @@ __all__ = [
     "validate_config",
     "explain",
     "format_explanation",
+    "flatten",
+    "import_custom_modules",
+    "DictCallsToLiterals",
 ]
 
 RUNNER_KEYS: frozenset[str] = frozenset(
@@ -184,7 +187,7 @@ def import_custom_modules(cfg: Config) -> None:
             raise
 
 
-class _DictCallsToLiterals(ast.NodeTransformer):
+class DictCallsToLiterals(ast.NodeTransformer):
     """``dict(a=1)`` -> ``{'a': 1}``, so configs' usual spelling parses as a literal."""
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
@@ -202,7 +205,7 @@ def _parse_value(text: str) -> Any:
     if lowered in ("none", "null"):
         return None
     try:
-        tree = _DictCallsToLiterals().visit(ast.parse(text.strip(), mode="eval"))
+        tree = DictCallsToLiterals().visit(ast.parse(text.strip(), mode="eval"))
         return ast.literal_eval(tree)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return text
@@ -301,11 +304,12 @@ def _check_types(cfg: Mapping[str, Any]) -> None:
 # explain ----------------------------------------------------------------------
 
 
-def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one ``{'a.b.c': value}`` dict (lists and other values are leaves)."""
     if isinstance(node, Mapping) and node:
         flat: dict[str, Any] = {}
         for key, value in node.items():
-            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+            flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
         return flat
     return {prefix: node}
 
@@ -329,7 +333,7 @@ def _provenance(path: Path, memo: dict[Path, dict[str, tuple[Any, str]]]) -> dic
     inherited: dict[str, tuple[Any, str]] = {}
     for base in _base_files(path):
         inherited.update(_provenance(base, memo))
-    resolved = _flatten(_config_class().fromfile(str(path), import_custom_modules=False).to_dict())
+    resolved = flatten(_config_class().fromfile(str(path), import_custom_modules=False).to_dict())
     result = {}
     for key, value in resolved.items():
         before = inherited.get(key)
@@ -347,7 +351,7 @@ def explain(path: str | os.PathLike[str], overrides: Mapping[str, Any] | Sequenc
     cfg = load_config(path, overrides)
     provenance = _provenance(Path(path), {})
     rows = []
-    for key, value in _flatten(cfg.to_dict()).items():
+    for key, value in flatten(cfg.to_dict()).items():
         known = provenance.get(key)
         source = known[1] if known is not None and known[0] == value else OVERRIDES_SOURCE
         rows.append((key, value, source))

@@ -18,6 +18,7 @@ _CORE_COMPONENTS: dict[Registry, dict[str, str]] = {
         "EMAHook": "trainyard.hooks.ema:EMAHook",
         "EarlyStoppingHook": "trainyard.hooks.early_stopping:EarlyStoppingHook",
         "NaNGuardHook": "trainyard.hooks.nan_guard:NaNGuardHook",
+        "MLflowLoggerHook": "trainyard.hooks.mlflow:MLflowLoggerHook",
     },
     LOOPS: {
         name: f"trainyard.loops:{name}"

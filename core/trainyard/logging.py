@@ -44,6 +44,7 @@ def setup_logger(log_file: Path | None, rank: int, level: str | int = "INFO") ->
     logger.setLevel(level)
     logger.propagate = False
     console = logging.StreamHandler(sys.stdout)
+    console.addFilter(lambda record: not getattr(record, "file_only", False))
     console.setFormatter(_ConsoleFormatter())
     console.setLevel(level if rank == 0 else logging.ERROR)
     logger.addHandler(console)
@@ -108,6 +109,8 @@ class RunWriter:
         self.use_tensorboard = tensorboard
         self._jsonl = None
         self._tensorboard = None
+        self.listeners: list[Any] = []
+        """Objects with ``add_scalars(scalars, step, prefix)`` that receive every logged line (an experiment tracker)."""
 
     @property
     def tensorboard(self) -> Any:
@@ -127,6 +130,8 @@ class RunWriter:
         record = {"step": step, **{f"{prefix}{k}": _plain(v) for k, v in scalars.items()}}
         self._jsonl.write(json.dumps(record) + "\n")
         self._jsonl.flush()
+        for listener in self.listeners:
+            listener.add_scalars(scalars, step, prefix)
         writer = self.tensorboard
         if writer is not None:
             for key, value in scalars.items():

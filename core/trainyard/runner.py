@@ -25,6 +25,7 @@ from trainyard.evaluation import Evaluator
 from trainyard.hooks import Hook, HookDispatcher
 from trainyard.interrupts import StopOnSignals, TrainingInterrupted
 from trainyard.logging import LogBuffer, RunWriter, add_log_file, setup_logger
+from trainyard.run_status import log_run_status
 from trainyard.optim import OptimWrapper, amp_dtype_of, build_optim_wrapper
 from trainyard.registry import HOOKS, LOOPS, MODELS, SCHEDULERS, building
 
@@ -365,10 +366,18 @@ class Runner:
         elif self.cfg.get("load_from"):
             checkpoint.load_weights(self, self.cfg["load_from"])
         self.optim_wrapper.set_progress(self.train_loop.iter, self.train_loop.max_iters)
-        with StopOnSignals(self.train_loop.request_stop, self.logger):
-            self._run("training", self.train_loop.run)
+        try:
+            with StopOnSignals(self.train_loop.request_stop, self.logger):
+                self._run("training", self.train_loop.run)
+        except BaseException as exc:
+            reason = (str(exc).strip().splitlines() or [""])[0][:300]
+            log_run_status(self.logger, "failed", self.iter, f"{type(exc).__name__}: {reason}")
+            raise
         if getattr(self.train_loop, "interrupted", None):
-            raise TrainingInterrupted(self.train_loop.interrupted, self.iter, checkpoint.last_checkpoint(self.work_dir))
+            stop = TrainingInterrupted(self.train_loop.interrupted, self.iter, checkpoint.last_checkpoint(self.work_dir))
+            log_run_status(self.logger, "interrupted", self.iter, stop.signal_name)
+            raise stop
+        log_run_status(self.logger, "finished", self.iter)
         return self.unwrapped_model
 
     def val(self) -> dict[str, float]:
