@@ -46,6 +46,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "explain": "trainyard.config",
     "Runner": "trainyard.runner",
     "Hook": "trainyard.hooks",
+    "VisualizationHook": "trainyard.hooks",
     "Metric": "trainyard.evaluation",
     "SumMetric": "trainyard.evaluation",
     "GatherMetric": "trainyard.evaluation",

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainyard import Hook
 from trainyard.drawing import draw_boxes
+from trainyard.hooks import VisualizationHook
 
 _CORRECT, _WRONG = "#2ca02c", "#d62728"
 
@@ -64,7 +64,7 @@ def _name(class_names: Sequence[str], index: int) -> str:
     return str(class_names[index]) if 0 <= index < len(class_names) else str(index)
 
 
-class ClsVisualizationHook(Hook):
+class ClsVisualizationHook(VisualizationHook):
     """Every ``interval`` validation (and test) batches, a grid of its images with predicted vs true class.
 
     Wrong predictions are framed in red with the true class in brackets. Written to
@@ -75,25 +75,14 @@ class ClsVisualizationHook(Hook):
         max_images: images per picture.
     """
 
-    priority = "LOW"
-
     def __init__(self, interval: int = 50, max_images: int = 16) -> None:
-        self.interval = interval
+        super().__init__(interval)
         self.max_images = max_images
 
-    def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        self._draw(runner, "val", batch_idx, data_batch, outputs)
-
-    def after_test_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        self._draw(runner, "test", batch_idx, data_batch, outputs)
-
-    def _draw(self, runner: Any, split: str, batch_idx: int, data_batch: Any, outputs: Any) -> None:
-        if runner.rank != 0 or batch_idx % self.interval:
-            return
+    def draw(self, dataset: Any, data_batch: Any, outputs: Any) -> torch.Tensor | None:
         images = data_batch["inputs"][: self.max_images].cpu()
         if images.dtype != torch.uint8:
-            return
+            return None
         predicted = outputs[: self.max_images].argmax(dim=1).tolist()
         true = data_batch["targets"][: self.max_images].tolist()
-        class_names = list(getattr(runner.dataloader(split).dataset, "classes", ()) or ())
-        runner.writer.add_picture(f"{split}/predictions_{batch_idx}", prediction_grid(images, predicted, true, class_names), runner.iter)
+        return prediction_grid(images, predicted, true, list(getattr(dataset, "classes", ()) or ()))

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from trainyard import Hook
 from trainyard.drawing import draw_boxes, grid
+from trainyard.hooks import VisualizationHook
 
 _TRUTH, _PREDICTION = "#2ca02c", "#ff7f0e"
 
@@ -36,7 +36,7 @@ def draw_detections(image: torch.Tensor, prediction: Mapping[str, torch.Tensor],
     return draw_boxes(picture, boxes, labels, _PREDICTION)
 
 
-class DetVisualizationHook(Hook):
+class DetVisualizationHook(VisualizationHook):
     """Every ``interval`` validation (and test) batches, up to ``max_images`` of its images with their boxes.
 
     Ground truth in green, predictions with a score of at least ``score_threshold`` in
@@ -49,23 +49,15 @@ class DetVisualizationHook(Hook):
         max_images: images side by side in one picture.
     """
 
-    priority = "LOW"
+    picture_name = "detections"
 
     def __init__(self, interval: int = 50, score_threshold: float = 0.3, max_images: int = 2) -> None:
-        self.interval = interval
+        super().__init__(interval)
         self.score_threshold = score_threshold
         self.max_images = max_images
 
-    def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        self._draw(runner, "val", batch_idx, data_batch, outputs)
-
-    def after_test_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        self._draw(runner, "test", batch_idx, data_batch, outputs)
-
-    def _draw(self, runner: Any, split: str, batch_idx: int, data_batch: Any, outputs: Any) -> None:
-        if runner.rank != 0 or batch_idx % self.interval:
-            return
-        class_names = list(getattr(runner.dataloader(split).dataset, "classes", ()) or ())
+    def draw(self, dataset: Any, data_batch: Any, outputs: Any) -> torch.Tensor | None:
+        class_names = list(getattr(dataset, "classes", ()) or ())
         metas = data_batch.get("meta") or [{}] * len(outputs)
         targets = data_batch.get("targets") or [None] * len(outputs)
         panels = []
@@ -78,5 +70,4 @@ class DetVisualizationHook(Hook):
             original_height, original_width = meta.get("ori_size", (height, width))
             panels.append(draw_detections(image, prediction, truth, class_names, self.score_threshold,
                                           scale=(width / original_width, height / original_height)))
-        if panels:
-            runner.writer.add_picture(f"{split}/detections_{batch_idx}", grid([panels]), runner.iter)
+        return grid([panels]) if panels else None

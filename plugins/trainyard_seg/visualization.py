@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from trainyard import Hook
 from trainyard.drawing import below, enlarge, grid, legend, titled
+from trainyard.hooks import VisualizationHook
 from trainyard_seg import IGNORE_INDEX
 from trainyard_seg.datasets.base import default_palette
 
@@ -79,7 +79,7 @@ def _classes_in(label_map: torch.Tensor) -> set[int]:
     return set(torch.bincount(label_map.flatten().long().clamp(0, 255), minlength=256).nonzero().flatten().tolist())
 
 
-class SegVisualizationHook(Hook):
+class SegVisualizationHook(VisualizationHook):
     """Every ``interval`` validation (and test) batches, one picture of up to ``max_samples`` of its samples.
 
     Written to TensorBoard (``val/predictions_<batch>``) and the run's ``vis/`` folder
@@ -92,33 +92,19 @@ class SegVisualizationHook(Hook):
         max_samples: samples (rows) per picture.
     """
 
-    priority = "LOW"
-
     def __init__(self, interval: int = 50, alpha: float = 0.5, max_samples: int = 4) -> None:
-        self.interval = interval
+        super().__init__(interval)
         self.alpha = alpha
         self.max_samples = max_samples
 
-    def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        self._draw(runner, "val", batch_idx, data_batch, outputs)
-
-    def after_test_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        self._draw(runner, "test", batch_idx, data_batch, outputs)
-
-    def _draw(self, runner: Any, split: str, batch_idx: int, data_batch: Any, outputs: Any) -> None:
-        if runner.rank != 0 or batch_idx % self.interval:
-            return
-        count = min(self.max_samples, len(outputs))
+    def draw(self, dataset: Any, data_batch: Any, outputs: Any) -> torch.Tensor | None:
         samples = []
-        for index in range(count):
+        for index in range(min(self.max_samples, len(outputs))):
             image = data_batch["inputs"][index].cpu()
             target = data_batch["targets"][index].cpu() if "targets" in data_batch else None
             prediction = outputs[index].cpu()
             if image.dtype == torch.uint8 and (target is None or prediction.shape == target.shape):
                 samples.append((image, target, prediction))
         if not samples:
-            return
-        dataset = runner.dataloader(split).dataset
-        classes = list(getattr(dataset, "classes", ()) or ())
-        palette = getattr(dataset, "palette", None)
-        runner.writer.add_picture(f"{split}/predictions_{batch_idx}", seg_picture(samples, classes, palette, self.alpha), runner.iter)
+            return None
+        return seg_picture(samples, list(getattr(dataset, "classes", ()) or ()), getattr(dataset, "palette", None), self.alpha)
