@@ -1,4 +1,4 @@
-"""The ``trainyard`` command: ``train``, ``test``, ``val``, ``predict``, ``export``, ``config`` and ``plugins``.
+"""The ``trainyard`` command: ``train``, ``test``, ``val``, ``predict``, ``export``, ``runs``, ``plot``, ``sweep``, ``config`` and ``plugins``.
 
 The ``tools/*.py`` scripts are thin wrappers over :func:`main`. A mistake in the
 user's input (:class:`~trainyard.errors.TrainyardError`) is printed as one message
