@@ -242,13 +242,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    from trainyard.experiments.runs import differing_keys, filter_runs, find_runs, format_table, main_metrics, read_run, sort_runs
+    from trainyard.experiments.runs import differing_keys, filter_runs, format_table, main_metrics, sort_runs
 
     roots = args.work_dirs or ["work_dirs"]
-    missing = [root for root in roots if not Path(root).exists()]
-    if missing:
-        raise TrainyardError(f"no such directory: {', '.join(missing)}")
-    runs = filter_runs([read_run(run_dir) for run_dir in find_runs(roots)], args.filter)
+    runs = filter_runs(_read_runs(roots), args.filter)
     differing_keys(runs)
     runs = sort_runs(runs, args.sort)
     if args.json:
@@ -260,13 +257,20 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _selected_runs(sources: Sequence[str]) -> list[Any]:
-    from trainyard.experiments.runs import differing_keys, find_runs, read_run
+def _read_runs(sources: Sequence[str]) -> list[Any]:
+    """Every run under ``sources``; a source that does not exist is an error."""
+    from trainyard.experiments.runs import find_runs, read_run
 
     missing = [source for source in sources if not Path(source).exists()]
     if missing:
         raise TrainyardError(f"no such directory: {', '.join(missing)}")
-    runs = [read_run(run_dir) for run_dir in find_runs(sources)]
+    return [read_run(run_dir) for run_dir in find_runs(sources)]
+
+
+def _selected_runs(sources: Sequence[str]) -> list[Any]:
+    from trainyard.experiments.runs import differing_keys
+
+    runs = _read_runs(sources)
     if not runs:
         raise TrainyardError(f"no runs (directories with config.py and a log) under {', '.join(sources)}")
     differing_keys(runs)

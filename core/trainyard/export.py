@@ -276,7 +276,7 @@ def export_safetensors(predictor: Predictor, deploy: DeployModel, sample: torch.
     description = {
         "trainyard_version": __version__,
         "task": getattr(type(deploy.model), "task", None),
-        "model": _json_safe(model_cfg),
+        "model": model_cfg,  # json writes tuples as lists
         "classes": list(predictor.metainfo.get("classes") or []),
         "palette": [list(c) for c in predictor.metainfo.get("palette") or []],
         "input": {"layout": "RGB, [B,3,H,W], 0-255", "mean": deploy.mean.flatten().tolist(), "std": deploy.std.flatten().tolist()},
@@ -291,14 +291,6 @@ def export_safetensors(predictor: Predictor, deploy: DeployModel, sample: torch.
     inputs = _verification_inputs(sample, deploy.task.dynamic_image_size)
     worst, tolerance, checks = _verify(rebuilt, deploy, inputs, "the model rebuilt from the safetensors file", atol, rtol)
     return ExportResult("safetensors", [path, sidecar], worst, tolerance, checks)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def export_model(predictor: Predictor, format: str, path: str | Path, sample: torch.Tensor,

@@ -19,6 +19,7 @@ import torch
 
 from trainyard import dist
 from trainyard.errors import ModelContractError
+from trainyard.inference import autocast_context
 
 if TYPE_CHECKING:
     from trainyard.evaluation import Evaluator
@@ -240,13 +241,14 @@ class _EvalLoop:
         model.eval()
         self.evaluator.reset()
         progress = Progress(len(self.dataloader), split, enabled=runner.rank == 0)
+        amp_dtype = runner.amp_dtype  # once per pass, not per batch
         # inference_mode for a standalone evaluation; no_grad inside training, where a module could keep a tensor
         # made here (a cache) and training would then fail to save it for backward
         with torch.inference_mode() if runner.train_loop is None else torch.no_grad():
             for batch_idx, data_batch in enumerate(self.dataloader):
                 runner.call_hook(f"before_{split}_iter", batch_idx=batch_idx, data_batch=data_batch)
                 batch = runner.preprocess(data_batch)
-                with runner.autocast():
+                with autocast_context(runner.device, amp_dtype is not None, amp_dtype):
                     predictions = model(batch, mode="predict")
                 self.evaluator.process(batch, predictions)
                 runner.call_hook(f"after_{split}_iter", batch_idx=batch_idx, data_batch=data_batch, outputs=predictions)

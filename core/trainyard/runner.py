@@ -276,12 +276,10 @@ class Runner:
                 return {key: _plain_lists(metainfo[key]) for key in ("classes", "palette") if metainfo.get(key)}
         return {}
 
-    def autocast(self) -> Any:
-        """Autocast for validation and test, with the dtype ``optim_wrapper`` trains with (off without AMP)."""
-        from trainyard.inference import autocast_context
-
-        dtype = self.optim_wrapper.amp_dtype if self.optim_wrapper is not None else amp_dtype_of(self.cfg.get("optim_wrapper"), self.device)
-        return autocast_context(self.device, dtype is not None, dtype)
+    @property
+    def amp_dtype(self) -> torch.dtype | None:
+        """The autocast dtype ``optim_wrapper`` trains with (None without AMP); validation and test use it too."""
+        return self.optim_wrapper.amp_dtype if self.optim_wrapper is not None else amp_dtype_of(self.cfg.get("optim_wrapper"), self.device)
 
     @property
     def max_iters(self) -> int:
