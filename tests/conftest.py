@@ -188,3 +188,30 @@ def write_images(folder: Path) -> dict[str, tuple[int, int]]:
     for name, image in images.items():
         image.save(folder / name)
     return {name: (image.height, image.width) for name, image in images.items()}
+
+
+# plugin authors: generated plugin projects, installed for real
+
+def pip_install_target(target: Path, *sources: Path) -> None:
+    """``pip install --no-deps --no-build-isolation --target``, as a plugin's CI would install it."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target),
+         *map(str, sources)],
+        check=True, capture_output=True, env={**os.environ, "PIP_NO_INPUT": "1"},
+    )
+
+
+def new_plugin(name: str, task: str, parent: Path) -> Path:
+    """``trainyard new-plugin NAME --task TASK`` run in ``parent``; returns the project folder."""
+    result = run_trainyard("new-plugin", name, "--task", task, cwd=parent)
+    assert result.returncode == 0, result.stderr
+    return parent / name
+
+
+@pytest.fixture(scope="session")
+def installed_wheels(tmp_path_factory) -> Path:
+    """trainyard itself built as a wheel, and a generated plugin, installed into one folder (not the source tree)."""
+    projects = tmp_path_factory.mktemp("projects")
+    target = tmp_path_factory.mktemp("wheel-site")
+    pip_install_target(target, REPO, new_plugin("acme-tabular", "blank", projects))
+    return target

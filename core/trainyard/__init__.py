@@ -99,6 +99,5 @@ __all__ = [
     "ExportError",
     "ModelContractError",
     "NonFiniteError",
-    "TrainingInterrupted",
     *_LAZY_EXPORTS,
 ]

@@ -1,4 +1,4 @@
-"""The ``trainyard`` command: ``train``, ``test``, ``val``, ``predict``, ``export``, ``runs``, ``plot``, ``sweep``, ``config`` and ``plugins``.
+"""The ``trainyard`` command: ``train``, ``test``, ``val``, ``predict``, ``export``, ``runs``, ``plot``, ``sweep``, ``config``, ``plugins`` and ``new-plugin``.
 
 The ``tools/*.py`` scripts are thin wrappers over :func:`main`. A mistake in the
 user's input (:class:`~trainyard.errors.TrainyardError`) is printed as one message
@@ -32,8 +32,9 @@ def _add_cfg_options(parser: argparse.ArgumentParser) -> None:
 
 def _prepare(args: argparse.Namespace, mode: str) -> Any:
     """Load the config and apply the command-line options on top of ``--cfg-options``."""
-    if not Path(args.config).is_file():  # before torch is imported: a typo is answered at once
-        raise TrainyardError(f"config file not found: {args.config}")
+    from trainyard.config_scopes import config_file, config_stem
+
+    config_file(args.config)  # before torch is imported: a typo is answered at once
     from trainyard.config import load_config, validate_config
     from trainyard.dist import detect_launcher
 
@@ -41,7 +42,7 @@ def _prepare(args: argparse.Namespace, mode: str) -> Any:
     if args.work_dir:
         cfg.work_dir = args.work_dir
     elif not cfg.get("work_dir"):
-        cfg.work_dir = str(Path("work_dirs") / Path(args.config).stem)
+        cfg.work_dir = str(Path("work_dirs") / config_stem(args.config))
     cfg.launcher = args.launcher or cfg.get("launcher") or detect_launcher()
     if mode == "train":
         randomness = dict(cfg.get("randomness") or {})
@@ -113,8 +114,9 @@ def _cmd_val(args: argparse.Namespace) -> int:
 def _source_and_inputs(source: str, rest: list[str], needs_inputs: bool) -> tuple[str, str | None, list[str]]:
     """``CONFIG CHECKPOINT ...`` or ``CHECKPOINT|RUN ...``: returns (checkpoint or run, config or None, the rest)."""
     if source.endswith(".py"):
-        if not Path(source).is_file():
-            raise TrainyardError(f"config file not found: {source}")
+        from trainyard.config_scopes import config_file
+
+        config_file(source)
         if not rest:
             raise TrainyardError(f"after the config {source}, give the checkpoint (or give a work dir instead of the config)")
         checkpoint, rest = rest[0], rest[1:]
@@ -292,15 +294,16 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    if not Path(args.config).is_file():
-        raise TrainyardError(f"config file not found: {args.config}")
+    from trainyard.config_scopes import config_file, config_stem
+
+    config_file(args.config)
     from trainyard.config import load_config, validate_config
     from trainyard.experiments.runs import differing_keys, find_runs, format_table, main_metrics, read_run, sort_runs
     from trainyard.experiments.sweep import parse_grid, plan, run_sweep
 
     grid = parse_grid(args.grid)
     validate_config(load_config(args.config, [*args.cfg_options, *(f"{k}={v[0]!r}" for k, v in grid.items())]), mode="train")
-    root = Path(args.work_dir or Path("work_dirs") / f"{Path(args.config).stem}_sweep")
+    root = Path(args.work_dir or Path("work_dirs") / f"{config_stem(args.config)}_sweep")
     combinations = plan(grid, root)
     statuses = run_sweep(args.config, combinations, args.cfg_options, args.launcher, args.partition)
     runs = [read_run(run_dir) for run_dir in find_runs([str(c.work_dir) for c in combinations if c.work_dir.is_dir()])]
@@ -356,6 +359,12 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
+    if args.check:
+        from trainyard.plugin_check import check_plugin
+
+        report = check_plugin(args.check)
+        print("\n".join(report.lines()))
+        return 1 if report.failed else 0
     from trainyard.plugins import plugin_records
     from trainyard.registry import ROOT_REGISTRIES
 
@@ -385,6 +394,19 @@ def _registered_lines(registered: dict[str, list[str]]) -> list[str]:
     if not registered:
         return ["  registers nothing"]
     return [f"  {kind} ({len(names)}): {', '.join(sorted(names))}" for kind, names in registered.items()]
+
+
+def _cmd_new_plugin(args: argparse.Namespace) -> int:
+    from trainyard.scaffold import TASKS, generate, names_for
+
+    destination = Path(args.out or args.name)
+    files = generate(args.name, args.task, destination)
+    names = names_for(args.name)
+    print(f"wrote {len(files)} files to {destination}/: {TASKS[args.task].summary}, as the plugin '{names['plugin']}'")
+    for path in files:
+        print(f"  {path.relative_to(destination)}")
+    print(f"next:\n  cd {destination}\n  pip install -e \".[test]\"\n  pytest\n  trainyard train {names['package']}::quick.py")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -482,8 +504,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cfg_options(sweep)
     sweep.set_defaults(handler=_cmd_sweep)
 
-    plugins = commands.add_parser("plugins", help="list plugins and what each registered")
+    plugins = commands.add_parser("plugins", help="list plugins and what each registered; --check NAME tests one")
+    plugins.add_argument("--check", default=None, metavar="NAME",
+                         help="fail on any load problem of plugin NAME, import each lazy entry and build each component "
+                              "that needs no arguments; exit 1 if anything failed (for the plugin's CI)")
     plugins.set_defaults(handler=_cmd_plugins)
+
+    from trainyard.scaffold import TASKS
+
+    new_plugin = commands.add_parser("new-plugin", help="write a ready plugin project: entry point, model, dataset, metric, config, tests")
+    new_plugin.add_argument("name", help="the distribution name, e.g. acme-signals (its package: acme_signals)")
+    new_plugin.add_argument("--task", choices=tuple(TASKS), default="cls",
+                            help="what the generated model, dataset and metric do: " + "; ".join(
+                                f"{key}: {template.summary}" for key, template in TASKS.items()) + " (default: cls)")
+    new_plugin.add_argument("--out", default=None, metavar="DIR", help="where the project goes (default: ./NAME); must be new or empty")
+    new_plugin.set_defaults(handler=_cmd_new_plugin)
     return parser
 
 
@@ -544,7 +579,9 @@ def _resume_command(args: argparse.Namespace) -> str:
     """The command that continues an interrupted run: the same one, with ``--resume``."""
     import shlex
 
-    words = ["trainyard", "train", args.config, "--work-dir", args.work_dir or str(Path("work_dirs") / Path(args.config).stem)]
+    from trainyard.config_scopes import config_stem
+
+    words = ["trainyard", "train", args.config, "--work-dir", args.work_dir or str(Path("work_dirs") / config_stem(args.config))]
     if args.cfg_options:
         words += ["--cfg-options", *args.cfg_options]
     return shlex.join([*words, "--resume"])

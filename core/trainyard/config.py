@@ -10,13 +10,15 @@ a run: a misspelt top-level key, a missing required key, an unknown component ty
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
 import importlib
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainyard import config_scopes
 from trainyard.errors import ConfigError, RegistryError
 
 if TYPE_CHECKING:
@@ -82,19 +84,19 @@ def _config_class() -> type[Config]:
 def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | Sequence[str] | None = None) -> Config:
     """Read a config file, apply overrides and import its ``custom_imports``.
 
+    ``path`` is a file or a config shipped in a package (``'trainyard::seg/unet.py'``,
+    see :mod:`trainyard.config_scopes`); ``_base_`` may name either kind.
     ``overrides`` is a mapping of dotted keys to values, or ``--cfg-options`` strings
     (``'a.b=1'``, ``'c=[1,2]'``) parsed by :func:`parse_overrides`.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+    path = config_scopes.config_file(path)
     if path.suffix != ".py":
         raise ConfigError(f"config must be a Python file (.py): {path}")
     cycle = _base_cycle(path)
     if cycle:
         raise ConfigError("_base_ files include each other in a circle: " + " -> ".join(str(p) for p in cycle))
     try:
-        cfg = _config_class().fromfile(str(path), import_custom_modules=False)
+        cfg = _read_file(path)
     except SyntaxError as exc:
         raise ConfigError(_syntax_message(path, exc)) from None
     except FileNotFoundError as exc:
@@ -114,6 +116,35 @@ def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | Seq
     return cfg
 
 
+def _read_file(path: Path) -> Config:
+    config_class = _config_class()
+    with _scoped_bases(config_class):
+        return config_class.fromfile(str(path), import_custom_modules=False)
+
+
+@contextlib.contextmanager
+def _scoped_bases(config_class: type[Config]) -> Iterator[None]:
+    """Let mmengine read ``scope::path`` bases through :mod:`trainyard.config_scopes`.
+
+    mmengine resolves scopes only for OpenMMLab's own packages (a fixed table), and
+    then adds ``_scope_`` keys to the inherited dicts, which trainyard's components
+    would receive as arguments. Its resolver is a static method with no other hook,
+    so it is swapped for the duration of one read.
+    """
+    original = config_class.__dict__["_get_cfg_path"]
+
+    def get_cfg_path(cfg_path: str, filename: str) -> tuple[str, None]:
+        if config_scopes.is_scoped(cfg_path):
+            return str(config_scopes.resolve(cfg_path, filename)), None
+        return original.__func__(cfg_path, filename)
+
+    config_class._get_cfg_path = staticmethod(get_cfg_path)
+    try:
+        yield
+    finally:
+        config_class._get_cfg_path = original
+
+
 def _base_cycle(path: Path, chain: tuple[Path, ...] = ()) -> list[Path]:
     """The files of a ``_base_`` circle reachable from ``path`` (empty when there is none)."""
     path = path.resolve()
@@ -124,7 +155,7 @@ def _base_cycle(path: Path, chain: tuple[Path, ...] = ()) -> list[Path]:
     except (SyntaxError, ValueError, OSError):
         return []  # reported when the file is read
     for base in bases:
-        if base.is_file() and (cycle := _base_cycle(base, (*chain, path))):
+        if base.is_file() and (cycle := _base_cycle(base.resolve(), (*chain, path))):
             return cycle
     return []
 
@@ -132,7 +163,7 @@ def _base_cycle(path: Path, chain: tuple[Path, ...] = ()) -> list[Path]:
 def _name_error_location(path: Path, exc: NameError) -> str:
     """``config FILE, line N`` of the first use of the undefined name, in the file or its bases."""
     name = getattr(exc, "name", None)
-    for candidate in [path.resolve(), *_all_bases(path)]:
+    for candidate in [path, *_all_bases(path)]:
         try:
             tree = ast.parse(candidate.read_text(), filename=str(candidate))
         except (SyntaxError, OSError):
@@ -315,29 +346,41 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _base_files(path: Path) -> list[Path]:
-    """The files named in ``_base_``, read with ``ast`` so nothing is executed."""
+    """The files named in ``_base_`` (relative or ``scope::path``), read with ``ast`` so nothing is executed.
+
+    Paths are absolute but symlinks are kept, so a file reached through a package's
+    ``configs/`` folder is still shown by its scoped name.
+    """
     tree = ast.parse(path.read_text(), filename=str(path))
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_base_" for t in node.targets):
             bases = ast.literal_eval(node.value)
             bases = [bases] if isinstance(bases, str) else list(bases)
-            return [(path.parent / b).resolve() for b in bases if "::" not in b]
+            return [
+                config_scopes.resolve(b, path) if config_scopes.is_scoped(b) else Path(os.path.normpath(path.parent.absolute() / b))
+                for b in bases
+            ]
     return []
+
+
+def _source_name(path: Path) -> str:
+    """How ``--explain`` names a file: ``trainyard::_base_/default_runtime.py`` for a shipped config, else its path."""
+    return config_scopes.scoped_name(path) or str(path)
 
 
 def _provenance(path: Path, memo: dict[Path, dict[str, tuple[Any, str]]]) -> dict[str, tuple[Any, str]]:
     """Map each flattened key of ``path``'s resolved config to ``(value, file that set it)``."""
-    path = path.resolve()
+    path = Path(os.path.normpath(path.absolute()))
     if path in memo:
         return memo[path]
     inherited: dict[str, tuple[Any, str]] = {}
     for base in _base_files(path):
         inherited.update(_provenance(base, memo))
-    resolved = flatten(_config_class().fromfile(str(path), import_custom_modules=False).to_dict())
+    resolved = flatten(_read_file(path).to_dict())
     result = {}
     for key, value in resolved.items():
         before = inherited.get(key)
-        result[key] = before if before is not None and before[0] == value else (value, str(path))
+        result[key] = before if before is not None and before[0] == value else (value, _source_name(path))
     memo[path] = result
     return result
 
@@ -349,7 +392,7 @@ def explain(path: str | os.PathLike[str], overrides: Mapping[str, Any] | Sequenc
     or ``--cfg-options`` for an override.
     """
     cfg = load_config(path, overrides)
-    provenance = _provenance(Path(path), {})
+    provenance = _provenance(config_scopes.config_file(path), {})
     rows = []
     for key, value in flatten(cfg.to_dict()).items():
         known = provenance.get(key)

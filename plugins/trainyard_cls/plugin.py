@@ -38,11 +38,6 @@ def register_datasets(registry):
 
 
 @hookimpl
-def register_transforms(registry):
-    registry.register_lazy("RandomMixUpCutMix", "trainyard_cls.transforms:RandomMixUpCutMix")
-
-
-@hookimpl
 def register_metrics(registry):
     registry.register_lazy_many(_METRICS)
 

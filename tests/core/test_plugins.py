@@ -2,6 +2,8 @@
 
 import sys
 
+import pytest
+
 from conftest import run_trainyard
 
 PROBE = """
@@ -113,3 +115,46 @@ def test_import_trainyard_loads_no_torchvision_and_no_plugin(installed_plugins):
     )
     result = probe(installed_plugins, code)
     assert result.stdout.strip() == "[]", result.stdout
+
+
+# trainyard plugins --check NAME: a plugin's own CI
+
+def test_check_passes_a_working_plugin_and_builds_what_needs_no_arguments(installed_plugins):
+    result = run_trainyard("plugins", "--check", "example", env={"PYTHONPATH": str(installed_plugins)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "example  [loaded]  trainyard-example 1.2.3" in result.stdout
+    assert "ToyClassifier  built" in result.stdout and "RandomImages   built" in result.stdout
+    assert "example: 2 built, 0 need arguments, 0 not built without a config, 0 failed" in result.stdout
+
+
+def test_check_fails_on_a_lazy_entry_whose_target_does_not_import(installed_plugins):
+    result = run_trainyard("plugins", "--check", "dangling_lazy", env={"PYTHONPATH": str(installed_plugins)})
+    assert result.returncode == 1
+    assert "PhantomModel  FAILED" in result.stdout
+    assert "'trainyard_broken.no_such_module:PhantomModel', which cannot be imported: ModuleNotFoundError" in result.stdout
+
+
+@pytest.mark.parametrize("plugin, problem", [
+    ("raises_on_import", "problem: failed to import: RuntimeError: this plugin is broken on purpose"),
+    ("misspelt_hook", "problem: implements 'register_modles', which is not a trainyard hook; did you mean 'register_models'?"),
+])
+def test_check_fails_on_any_load_problem_of_the_plugin_as_strict_mode_would(installed_plugins, plugin, problem):
+    result = run_trainyard("plugins", "--check", plugin, env={"PYTHONPATH": str(installed_plugins)})
+    assert result.returncode == 1
+    assert problem in result.stdout
+
+
+def test_check_of_an_unknown_plugin_lists_the_installed_ones(installed_plugins):
+    result = run_trainyard("plugins", "--check", "exampel", env={"PYTHONPATH": str(installed_plugins)})
+    assert result.returncode == 2
+    assert "no installed plugin is called 'exampel'; installed plugins: " in result.stderr
+    assert "example (trainyard-example)" in result.stderr
+
+
+@pytest.mark.parametrize("plugin", ["trainyard_cls", "trainyard_det", "trainyard_seg"])
+def test_built_in_plugins_pass_the_check(plugin):
+    from trainyard.plugin_check import check_plugin
+
+    report = check_plugin(plugin)
+    assert not report.failed, "\n".join(report.lines())
+    assert report.components
