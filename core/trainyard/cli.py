@@ -381,11 +381,13 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
         lines.append(f"  entry point: {record.name} = {record.entry_point}")
         lines.extend(f"  problem: {p}" for p in record.problems)
         lines.extend(_registered_lines(by_plugin.pop(record.name, {})))
+        lines.extend(_config_lines(record.name))
     for plugin, registered in sorted(by_plugin.items()):
         origin = origins[plugin]
         label = "built in" if plugin == "trainyard" else (f"library {origin.distribution} {origin.version or ''}".rstrip() if origin.distribution else "registered by import")
         lines.append(f"{plugin}  [{label}]")
         lines.extend(_registered_lines(registered))
+        lines.extend(_config_lines(plugin))
     print("\n".join(lines))
     return 0
 
@@ -394,6 +396,16 @@ def _registered_lines(registered: dict[str, list[str]]) -> list[str]:
     if not registered:
         return ["  registers nothing"]
     return [f"  {kind} ({len(names)}): {', '.join(sorted(names))}" for kind, names in registered.items()]
+
+
+def _config_lines(scope: str, shown: int = 4) -> list[str]:
+    """The configs a plugin's package ships, by the names ``_base_`` takes."""
+    from trainyard.config_scopes import shipped_configs
+
+    names = sorted(shipped_configs(scope), key=lambda name: ("_base_/" in name, name))  # runnable ones first
+    if not names:
+        return []
+    return [f"  configs ({len(names)}): {', '.join(names[:shown])}" + (", ..." if len(names) > shown else "")]
 
 
 def _cmd_new_plugin(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from trainyard.errors import ConfigError
 
-__all__ = ["SEPARATOR", "is_scoped", "config_root", "resolve", "config_file", "config_stem", "scoped_name"]
+__all__ = ["SEPARATOR", "is_scoped", "config_root", "resolve", "config_file", "config_stem", "scoped_name", "shipped_configs"]
 
 SEPARATOR = "::"
 CONFIG_FOLDER = "configs"
@@ -99,12 +99,25 @@ def resolve(name: str, referrer: str | os.PathLike[str] | None = None) -> Path:
         raise ConfigError(f"cannot find config '{name}'{where}: {exc}") from None
     path = root / relative
     if not path.is_file():
-        shipped = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.py"))
+        shipped = _configs_under(root)
         close = difflib.get_close_matches(relative, shipped, n=3, cutoff=0.8)
         hint = f"did you mean {', '.join(f'{scope}{SEPARATOR}{c}' for c in close)}?" if close else (
             f"it ships {len(shipped)} configs, e.g. {', '.join(shipped[:5])}" if shipped else "it ships none")
         raise ConfigError(f"config '{name}'{where} does not exist in {root}; {hint}")
     return path
+
+
+def _configs_under(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.py"))
+
+
+def shipped_configs(scope: str) -> list[str]:
+    """The scoped names of the configs a package ships; none when it has no ``configs/`` folder."""
+    try:
+        root = config_root(scope)
+    except ConfigError:
+        return []
+    return [f"{scope}{SEPARATOR}{name}" for name in _configs_under(root)]
 
 
 def config_file(name: str | os.PathLike[str]) -> Path:

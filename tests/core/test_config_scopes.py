@@ -35,6 +35,9 @@ def test_plugin_scoped_base_from_an_installed_wheel_trains(installed_wheels, tmp
     assert "model.type = 'AcmeTabularRegressor'" in shown.stdout and "# acme_tabular::quick.py" in shown.stdout
     assert "train_cfg.max_iters = 4" in shown.stdout and "# experiment.py" in shown.stdout
     assert "# trainyard::_base_/default_runtime.py" in shown.stdout  # the plugin's own base, two levels up
+    listed = run_trainyard("plugins", env={"PYTHONPATH": str(installed_wheels)}, cwd=tmp_path)
+    assert "acme_tabular  [loaded]  acme-tabular 0.1.0" in listed.stdout
+    assert "  configs (1): acme_tabular::quick.py" in listed.stdout
     run = run_trainyard("train", str(config), "--work-dir", str(tmp_path / "work"), env={"PYTHONPATH": str(installed_wheels)}, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert (tmp_path / "work" / "iter_4.pth").is_file()

@@ -105,6 +105,7 @@ def test_plugins_command_lists_plugins_and_what_they_registered(installed_plugin
     for builtin in ("trainyard_cls", "trainyard_det", "trainyard_seg"):
         assert f"{builtin}  [loaded]  trainyard" in out
     assert "OPTIMIZERS" in out and "SGD" in out
+    assert "  configs (" in out and "trainyard::cls/resnet18_cifar10.py" in out  # what `_base_` can name
 
 
 def test_import_trainyard_loads_no_torchvision_and_no_plugin(installed_plugins):
