@@ -68,23 +68,29 @@ def _plugin_package(scope: str) -> tuple[str, str | None] | None:
 
 
 def config_root(scope: str) -> Path:
-    """The ``configs/`` folder of the package that ``scope`` names."""
+    """The ``configs/`` folder of the package that ``scope`` names.
+
+    The import package of that name comes first; a plugin whose entry-point or
+    distribution name it is comes next (also when a same-named package ships no configs).
+    """
     if scope in _roots:
         return _roots[scope]
-    folder, owner = _package_folder(scope), f"package '{scope}'"
-    if folder is None and (plugin := _plugin_package(scope)) is not None:
+    candidates = [(_package_folder(scope), f"package '{scope}'")]
+    if (plugin := _plugin_package(scope)) is not None:
         package, distribution = plugin
-        folder, owner = _package_folder(package), f"package '{package}' (plugin '{scope}', distribution {distribution})"
-    if folder is None:
+        candidates.append((_package_folder(package), f"package '{package}' (plugin '{scope}', distribution {distribution})"))
+    found = [(folder, owner) for folder, owner in candidates if folder is not None]
+    if not found:
         raise ConfigError(
             f"no installed package, trainyard plugin or distribution is called '{scope}'; "
             f"install the package that ships the config, or check the spelling before '{SEPARATOR}'"
         )
-    root = folder / CONFIG_FOLDER
-    if not root.is_dir():
-        raise ConfigError(f"{owner} at {folder} ships no configs: it has no '{CONFIG_FOLDER}/' folder")
-    _roots[scope] = root
-    return root
+    for folder, _ in found:
+        if (folder / CONFIG_FOLDER).is_dir():
+            _roots[scope] = folder / CONFIG_FOLDER
+            return _roots[scope]
+    folder, owner = found[-1]
+    raise ConfigError(f"{owner} at {folder} ships no configs: it has no '{CONFIG_FOLDER}/' folder")
 
 
 def resolve(name: str, referrer: str | os.PathLike[str] | None = None) -> Path:

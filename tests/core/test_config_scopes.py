@@ -35,6 +35,8 @@ def test_plugin_scoped_base_from_an_installed_wheel_trains(installed_wheels, tmp
     assert "model.type = 'AcmeTabularRegressor'" in shown.stdout and "# acme_tabular::quick.py" in shown.stdout
     assert "train_cfg.max_iters = 4" in shown.stdout and "# experiment.py" in shown.stdout
     assert "# trainyard::_base_/default_runtime.py" in shown.stdout  # the plugin's own base, two levels up
+    by_distribution = _python(installed_wheels, tmp_path, "from trainyard.config_scopes import resolve; print(resolve('acme-tabular::quick.py'))")
+    assert by_distribution == str(installed_wheels / "acme_tabular" / "configs" / "quick.py")  # the distribution's name works too
     listed = run_trainyard("plugins", env={"PYTHONPATH": str(installed_wheels)}, cwd=tmp_path)
     assert "acme_tabular  [loaded]  acme-tabular 0.1.0" in listed.stdout
     assert "  configs (1): acme_tabular::quick.py" in listed.stdout
