@@ -1,5 +1,6 @@
 """The documentation's code runs, and the contract it states holds (``docs/plugins.md``)."""
 
+import importlib
 import re
 import subprocess
 import sys
@@ -51,8 +52,6 @@ def test_public_names_in_the_docs_are_trainyards_public_names_and_import():
 
 def test_public_module_names_in_the_docs_import():
     paragraph = section("Modules, for what the names above do not cover")
-    import importlib
-
     for module_name, names in re.findall(r"`(trainyard\.\w+)`(?: \(([^)]*)\))?", paragraph):
         module = importlib.import_module(module_name)
         for name in re.findall(r"`(\w+)`", names):

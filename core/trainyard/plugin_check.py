@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainyard.errors import ConfigError, TrainyardError
+
+if TYPE_CHECKING:
+    from trainyard.registry import Entry, Registry
 
 __all__ = ["ComponentCheck", "PluginCheck", "check_plugin"]
 
@@ -24,7 +27,6 @@ BUILT, NEEDS_ARGUMENTS, NOT_BUILDABLE, FAILED = "built", "needs arguments", "not
 class ComponentCheck:
     kind: str
     name: str
-    location: str
     outcome: str
     detail: str = ""
 
@@ -81,8 +83,8 @@ def check_plugin(name: str) -> PluginCheck:
     return report
 
 
-def _check_entry(registry: Any, entry: Any) -> ComponentCheck:
-    result = ComponentCheck(registry.kind, entry.name, entry.location, BUILT)
+def _check_entry(registry: Registry, entry: Entry) -> ComponentCheck:
+    result = ComponentCheck(registry.kind, entry.name, BUILT)
     try:
         target = entry.load(registry.kind) if entry.lazy_path is not None else entry.target
     except TrainyardError as exc:
