@@ -121,12 +121,20 @@ def final_weights(work_dir):
     return read_checkpoint(work_dir / "iter_18.pth")["state_dict"]
 
 
-def assert_same_weights(a, b):
+def assert_same_weights(a, b, message: str = ""):
+    """Every tensor equal; a failure names the key, the largest difference and ``message`` (what produced ``b``)."""
     import torch
 
-    assert a.keys() == b.keys()
+    context = f" ({message})" if message else ""
+    assert a.keys() == b.keys(), f"different keys: {sorted(a.keys() ^ b.keys())}{context}"
     for key in a:
-        assert torch.equal(a[key], b[key]), key
+        assert torch.equal(a[key], b[key]), f"{key}: {_difference(a[key], b[key])}{context}"
+
+
+def _difference(a, b) -> str:
+    if a.shape != b.shape:
+        return f"shapes {tuple(a.shape)} and {tuple(b.shape)}"
+    return f"max abs difference {(a.double() - b.double()).abs().max().item():.3g}"
 
 
 

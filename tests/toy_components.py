@@ -240,3 +240,45 @@ class StallHook(Hook):
             import time
 
             time.sleep(self.seconds)
+
+
+@HOOKS.register()
+class DiskFullHook(Hook):
+    """Every checkpoint write of one rank fails with ENOSPC, as on a full disk."""
+
+    def __init__(self, rank: int = 0) -> None:
+        self.rank = rank
+
+    def before_run(self, runner) -> None:
+        if runner.rank == self.rank:
+            import errno
+
+            import trainyard.checkpoint
+
+            def disk_full(path, write):
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+            trainyard.checkpoint._atomic_write = disk_full
+
+
+@HOOKS.register()
+class RecordPartialGradsHook(Hook):
+    """Writes ``DIR/rank<r>.json``: for each save, whether this rank's checkpoint state held partial gradients."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir, self.seen = Path(out_dir), {}
+
+    def before_save_checkpoint(self, runner, checkpoint) -> None:
+        import json
+
+        self.seen[runner.iter] = "partial_grads" in checkpoint.get("optimizer", {})
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / f"rank{runner.rank}.json").write_text(json.dumps(self.seen))
+
+
+@DATASETS.register()
+class ReadTimeoutDataset(ToyDataset):
+    """A dataset whose remote reads time out, as ``requests.ReadTimeout`` would."""
+
+    def __getitem__(self, index: int) -> dict:
+        raise TimeoutError("read timeout")

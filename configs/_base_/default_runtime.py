@@ -17,5 +17,6 @@ env_cfg = dict(
 randomness = dict(seed=None, deterministic=False)
 
 log_level = 'INFO'
-load_from = None
+# load_from is left unset: a child config may set it to a path or to dict(path=..., revise_keys=..., strict=...),
+# which a None here would refuse to merge with.
 resume = False

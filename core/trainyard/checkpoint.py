@@ -32,13 +32,18 @@ import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from trainyard import dist
-from trainyard.errors import CheckpointError, NonFiniteError
+from trainyard.errors import CheckpointError, CheckpointWriteError, NonFiniteError, ResumeMismatchError
+
+try:
+    import fcntl
+except ImportError:  # Windows: a file its writer holds open cannot be deleted, which tells the same
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from trainyard.runner import Runner
@@ -84,53 +89,69 @@ def _fsync_directory(directory: Path) -> None:
 
 
 _HOST = socket.gethostname().replace("-", "_")
-_TEMPORARY = re.compile(r"^\.(?P<target>.+)\.tmp-(?:(?P<host>[^-]+)-)?(?P<pid>\d+)$")
+_TEMPORARY = re.compile(r"^\..+\.tmp-(?:[^-]+-)?\d+$")
+"""trainyard's temporary names: ``.NAME.tmp-HOST-PID``, and the older ``.NAME.tmp-PID``."""
 _CHECKPOINT_NAME = re.compile(r"^(?:(?:epoch|iter)_\d+|best_.+_(?:epoch|iter)_\d+)\.pth$")
 
 
 def _temporary_path(path: Path) -> Path:
-    """``.NAME.tmp-HOST-PID``: the writer can be told from the name, so a dead one's file can go."""
+    """``.NAME.tmp-HOST-PID``: one name per writer; whether it is still writing is its lock's to tell."""
     return path.with_name(f".{path.name}.tmp-{_HOST}-{os.getpid()}")
 
 
-def _process_is_alive(pid: int) -> bool:
+def _lock_while_writing(file: IO[bytes]) -> None:
+    """The writer holds an exclusive ``flock`` on its temporary file until it is closed (or the process dies).
+
+    A host name or PID in the name cannot tell a live save from an abandoned one: in
+    containers PIDs repeat and host names change per pod. The lock can, also across
+    machines sharing the volume (Linux maps ``flock`` to NFS locks).
+    """
+    if fcntl is not None:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+
+
+def _remove_if_abandoned(path: Path) -> int | None:
+    """Delete a temporary file no process is writing and return its size; None while its writer holds it (or it is gone)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        if fcntl is None:
+            size = path.stat().st_size
+            path.unlink()  # Windows refuses to delete a file its writer still has open
+        else:
+            with open(path, "r+b") as file:  # r+: an exclusive lock on NFS needs a file open for writing
+                fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                size = os.fstat(file.fileno()).st_size
+                path.unlink()
+    except OSError:
+        return None
+    return size
 
 
 def remove_stale_temporaries(work_dir: Path) -> list[str]:
-    """Delete temporary files of interrupted saves whose writer process is gone.
+    """Delete temporary files of saves that no process is writing any more (a kill, a lost node).
 
-    Only trainyard's own names (``.NAME.tmp-HOST-PID``) written on this host are
-    considered, and only when that process no longer exists. Returns one line per
-    removed file, with its size, for the log.
+    Only trainyard's own names are considered; one is stale when its writer's lock is
+    free, whatever host and PID its name carries. Returns one line per removed file,
+    with its size, for the log.
     """
     removed: list[str] = []
     if not work_dir.is_dir():
         return removed
     for path in sorted(work_dir.iterdir()):
-        found = _TEMPORARY.match(path.name)
-        if found is None or not path.is_file() or found["host"] not in (None, _HOST):
+        if not _TEMPORARY.match(path.name) or not path.is_file():
             continue
-        if _process_is_alive(int(found["pid"])):
-            continue
-        size = path.stat().st_size
-        path.unlink(missing_ok=True)
-        removed.append(f"removed {path.name} ({size / 2**20:.1f} MiB), left by an interrupted save of process {found['pid']}")
+        size = _remove_if_abandoned(path)
+        if size is not None:
+            removed.append(f"removed {path.name} ({size / 2**20:.1f} MiB), left by an interrupted save")
     return removed
 
 
 def _atomic_write(path: Path, write: Any) -> None:
-    """Write through ``write(file)`` to a temporary file beside ``path``, fsync, then rename."""
+    """Write through ``write(file)`` to a locked temporary file beside ``path``, fsync, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = _temporary_path(path)
     try:
         with open(temporary, "wb") as file:
+            _lock_while_writing(file)
             write(file)
             file.flush()
             os.fsync(file.fileno())
@@ -245,24 +266,51 @@ def _is_intact(path: Path) -> bool:
         return False
 
 
-def _checkpoints_newest_first(directory: Path) -> list[Path]:
-    """trainyard's checkpoint files in ``directory`` (periodic and best), most recently written first."""
+def _checkpoint_files(directory: Path) -> list[Path]:
+    """trainyard's checkpoint files in ``directory`` (periodic and best)."""
     if not directory.is_dir():
         return []
-    found = [p for p in directory.iterdir() if _CHECKPOINT_NAME.match(p.name) and p.is_file()]
-    return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    return [p for p in directory.iterdir() if _CHECKPOINT_NAME.match(p.name) and p.is_file()]
+
+
+def _saved_progress(path: Path) -> tuple[int, int] | None:
+    """``(iter, epoch)`` from a checkpoint's ``meta``, without reading its tensors (memory-mapped); None if unreadable."""
+    try:
+        with torch.serialization.safe_globals(_trusted_globals()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            meta = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["meta"]
+        return int(meta["iter"]), int(meta["epoch"])
+    except Exception:  # noqa: BLE001 - a file that cannot say is tried first; loading it explains why
+        return None
+
+
+def _latest_first(paths: Sequence[Path], hint: Path | None = None) -> list[Path]:
+    """Checkpoints furthest in training first, by their saved iteration and epoch.
+
+    Modification times are no guide (``cp -r`` without ``-p`` reorders them); they only
+    break ties after ``hint`` (the file ``last_checkpoint`` names), as the best file saved
+    after validation at the same iteration as a periodic one. Unreadable files come
+    first: they may be the newest (a save cut short), and a resume says why it skips them.
+    """
+    hinted = hint.resolve() if hint is not None else None
+
+    def position(path: Path) -> tuple[bool, tuple[int, int], bool, int]:
+        progress = _saved_progress(path)
+        return progress is None, progress or (0, 0), path.resolve() == hinted, path.stat().st_mtime_ns
+
+    return sorted(paths, key=position, reverse=True)
 
 
 def checkpoints_of_earlier_run(work_dir: Path) -> list[Path]:
-    """The checkpoint files and pointer a previous run left in ``work_dir`` (newest first)."""
-    found = _checkpoints_newest_first(work_dir)
+    """The checkpoint files and pointer a previous run left in ``work_dir`` (latest first)."""
+    found = _latest_first(_checkpoint_files(work_dir))
     pointer = work_dir / LAST_CHECKPOINT
     return found + [pointer] if pointer.is_file() else found
 
 
 def newest_intact_checkpoint(directory: Path, exclude: Path | None = None) -> Path | None:
-    """The most recently written checkpoint in ``directory`` whose archive is complete."""
-    for path in _checkpoints_newest_first(directory):
+    """The checkpoint in ``directory`` furthest in training whose archive is complete."""
+    for path in _latest_first(_checkpoint_files(directory), _pointer_target(directory)):
         if (exclude is None or path.resolve() != exclude.resolve()) and _is_intact(path):
             return path
     return None
@@ -301,6 +349,15 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _partial_grads_on_rank_zero(own: list[torch.Tensor | None]) -> list[list[torch.Tensor | None]] | None:
+    """Every rank's not yet reduced gradients of an unfinished accumulation window, on rank 0 only.
+
+    Only rank 0 writes them, so only it holds world size x model size (on the CPU);
+    the others send their own and keep nothing more. ``None`` on the other ranks.
+    """
+    return dist.gather_objects([None if grad is None else grad.cpu() for grad in own])
+
+
 def collect_state(runner: Runner) -> dict[str, Any]:
     """The full training state of ``runner``; a collective call (every rank's RNG is gathered)."""
     from trainyard import __version__
@@ -327,8 +384,9 @@ def collect_state(runner: Runner) -> dict[str, Any]:
         wrapper_state = runner.optim_wrapper.state_dict()
         state["optimizer"] = {"state": wrapper_state["optimizer"], "calls": wrapper_state["calls"]}
         if "partial_grads" in wrapper_state:
-            # inside an accumulation window each rank holds its own, not yet reduced, gradients
-            state["optimizer"]["partial_grads"] = dist.all_gather_objects(wrapper_state["partial_grads"])
+            partial_grads = _partial_grads_on_rank_zero(wrapper_state["partial_grads"])
+            if partial_grads is not None:
+                state["optimizer"]["partial_grads"] = partial_grads
         if "scaler" in wrapper_state:
             state["scaler"] = wrapper_state["scaler"]
         state["schedulers"] = [s.state_dict() for s in runner.param_schedulers]
@@ -337,9 +395,12 @@ def collect_state(runner: Runner) -> dict[str, Any]:
     return state
 
 
-def non_finite_parameters(model: torch.nn.Module) -> list[str]:
-    """Names of the model's parameters holding NaN or infinity (one device sync)."""
-    named = [(name, p) for name, p in model.named_parameters() if p.is_floating_point()]
+def non_finite_weights(model: torch.nn.Module) -> list[str]:
+    """Names of the model's parameters and floating-point buffers holding NaN or infinity (one device sync).
+
+    Buffers count: a batch-norm running statistic can turn NaN while the loss stays finite.
+    """
+    named = [(name, t) for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_floating_point()]
     if not named:
         return []
     finite = torch.stack([torch.isfinite(p.detach()).all() for _, p in named]).cpu()
@@ -351,22 +412,53 @@ def save(runner: Runner, filename: str) -> Path | None:
 
     Weights holding NaN or infinity are never written: the save fails with
     :class:`NonFiniteError` and the earlier checkpoints stay as they are.
-    ``last_checkpoint`` is updated only after the file is safely on disk. Returns the
+    ``last_checkpoint`` is updated only after the file is safely on disk. A write that
+    fails on rank 0 raises :class:`CheckpointWriteError` on every rank. Returns the
     path on rank 0, ``None`` elsewhere.
     """
     state = collect_state(runner)
     runner.call_hook("before_save_checkpoint", checkpoint=state)
-    broken = non_finite_parameters(runner.unwrapped_model)
+    broken = non_finite_weights(runner.unwrapped_model)
     if broken:
         raise NonFiniteError(
             f"the weights became NaN or infinite by iteration {runner.iter} ({', '.join(broken[:5])}"
             f"{', ...' if len(broken) > 5 else ''}); {filename} was not written. {last_good_checkpoint_text(runner.work_dir)}"
         )
-    if runner.rank != 0:
-        return None
-    path = atomic_save(state, runner.work_dir / filename)
-    _write_last_checkpoint(runner.work_dir, path)
+    return _write_on_rank_zero(runner, state, filename)
+
+
+def _write_on_rank_zero(runner: Runner, state: Mapping[str, Any], filename: str) -> Path | None:
+    """Rank 0 writes the file and pointer; every rank learns how that went.
+
+    Without the shared outcome a failed write ends rank 0 alone, and the others wait in
+    their next collective until ``env_cfg.timeout`` (NCCL never notices a rank that
+    left). An error that is not about storage (a hook put in something torch cannot
+    save) keeps its traceback on rank 0; the other ranks stop silently.
+    """
+    path, failure, error = None, None, None
+    if runner.rank == 0:
+        try:
+            path = atomic_save(state, runner.work_dir / filename)
+            _point_last_checkpoint_to(runner.work_dir, path)
+        except Exception as exc:  # noqa: BLE001 - shared with the other ranks, then raised below
+            error = exc
+            failure = str(exc) if isinstance(exc, CheckpointError) else f"rank 0 could not write {filename} ({type(exc).__name__}: {exc})"
+    failure = dist.broadcast_object(failure)
+    if error is not None and not isinstance(error, CheckpointError):
+        raise error
+    if failure is not None:
+        raise CheckpointWriteError(failure) from error
     return path
+
+
+def _point_last_checkpoint_to(work_dir: Path, path: Path) -> None:
+    try:
+        _write_last_checkpoint(work_dir, path)
+    except OSError as exc:
+        raise CheckpointError(
+            f"wrote {path}, but could not update {work_dir / LAST_CHECKPOINT}: {exc.strerror or exc}; "
+            f"{path.name} is complete: continue with --resume {path}"
+        ) from exc
 
 
 # resume and load ----------------------------------------------------------------
@@ -384,10 +476,13 @@ class ResumeSource:
 
 
 def _pointer_target(work_dir: Path) -> Path | None:
+    """The file ``last_checkpoint`` names; in a copied or moved work dir, the work dir's own file of that name."""
     pointer = work_dir / LAST_CHECKPOINT
     if not pointer.is_file():
         return None
     target = Path(pointer.read_text().strip())
+    if (work_dir / target.name).is_file():
+        return work_dir / target.name
     return target if target.is_absolute() else work_dir / target
 
 
@@ -408,20 +503,22 @@ def last_good_checkpoint_text(work_dir: Path) -> str:
 def resume_source(resume: bool | str | None, work_dir: Path) -> tuple[ResumeSource | None, list[str]]:
     """The checkpoint to resume from, and why it was chosen (lines for the log).
 
-    ``True``/``'auto'``: the newest checkpoint of this work directory that loads. The
-    ``last_checkpoint`` pointer is a hint: a checkpoint completed after it (the run
-    was killed between the two writes) is newer and is taken, and a pointer naming a
-    missing or damaged file falls back to the newest intact one. Nothing to resume
-    from means a fresh start. A path resumes from that file.
+    ``True``/``'auto'``: the checkpoint of this work directory furthest in training (by
+    its saved iteration and epoch) that loads. The ``last_checkpoint`` pointer is a
+    hint: a checkpoint completed after it (the run was killed between the two writes)
+    is newer and is taken, and a pointer naming a missing or damaged file falls back to
+    the newest intact one. Nothing to resume from means a fresh start. A path resumes
+    from that file.
     """
     if not resume:
         return None, []
     if resume is not True and resume != "auto":
         return ResumeSource(Path(resume)), []
     pointer = _pointer_target(work_dir)
-    candidates = _checkpoints_newest_first(work_dir)
+    candidates = _checkpoint_files(work_dir)
     if pointer is not None and pointer.is_file() and pointer.resolve() not in {c.resolve() for c in candidates}:
-        candidates.insert(0, pointer)
+        candidates.append(pointer)
+    candidates = _latest_first(candidates, pointer)
     notes: list[str] = []
     if pointer is not None and not pointer.is_file():
         notes.append(f"{work_dir / LAST_CHECKPOINT} names {pointer}, which does not exist")
@@ -432,7 +529,7 @@ def resume_source(resume: bool | str | None, work_dir: Path) -> tuple[ResumeSour
             notes.append(f"skipped {path.name}: {exc}")
             continue
         if pointer is not None and pointer.is_file() and path.resolve() != pointer.resolve():
-            if path.stat().st_mtime_ns > pointer.stat().st_mtime_ns:
+            if (_saved_progress(pointer) or (-1, -1)) < (_saved_progress(path) or (-1, -1)):
                 notes.append(f"{path.name} is newer than {pointer.name}, which last_checkpoint names: "
                              "the run stopped after writing it but before updating the pointer")
         notes.append(f"resuming from {path}")
@@ -452,8 +549,13 @@ def run_dir_of(source: ResumeSource | None) -> Path | None:
     return Path(run_dir) if run_dir else None
 
 
-def load_model_state(model: torch.nn.Module, weights: Mapping[str, Any], source: str, strict: bool) -> tuple[list[str], list[str]]:
-    """Load matching keys; a shape mismatch is an error naming the keys."""
+def load_model_state(
+    model: torch.nn.Module, weights: Mapping[str, Any], source: str, strict: bool, advice: str = ""
+) -> tuple[list[str], list[str]]:
+    """Load matching keys; a shape mismatch is an error naming the keys, and so are missing or extra keys when ``strict``.
+
+    ``advice`` ends the strict error: how the caller's user asks for a partial load.
+    """
     own = model.state_dict()
     mismatched = [
         f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
@@ -467,21 +569,39 @@ def load_model_state(model: torch.nn.Module, weights: Mapping[str, Any], source:
     unexpected = sorted(set(weights) - set(own))
     if strict and (missing or unexpected):
         raise CheckpointError(
-            f"{source} does not match the model: missing keys {missing[:10]}, unexpected keys {unexpected[:10]}"
+            f"{source} does not match the model: missing keys {missing[:10]}, unexpected keys {unexpected[:10]}{advice}"
         )
     model.load_state_dict(weights, strict=False)
     return missing, unexpected
+
+
+def _refuse_other_world_size_inside_window(source: ResumeSource, saved_world_size: int, world_size: int) -> None:
+    """A checkpoint saved inside an accumulation window continues only on as many processes as saved it.
+
+    Each rank's partial gradients belong to the batches that rank read; on another
+    world size some would be missing from (or doubled in) the window's optimizer step.
+    """
+    if saved_world_size == world_size:
+        return
+    raise ResumeMismatchError(
+        f"{source.path} was saved inside a gradient-accumulation window (iteration {source.state['meta'].get('iter')}) "
+        f"by {saved_world_size} processes, whose partial gradients cannot continue on {world_size}. Resume it on "
+        f"{saved_world_size} processes, or from a checkpoint saved at the end of a window (an iteration divisible by "
+        "optim_wrapper.accumulative_counts)"
+    )
 
 
 def resume(runner: Runner, source: ResumeSource) -> None:
     """Restore model, optimizer, scaler, hooks, loop position and this rank's RNG."""
     state = source.state
     meta = state["meta"]
+    partial_grads = state.get("optimizer", {}).get("partial_grads")
+    if partial_grads is not None:
+        _refuse_other_world_size_inside_window(source, len(partial_grads), runner.world_size)
     load_model_state(runner.unwrapped_model, state["state_dict"], str(source.path), strict=True)
     if "optimizer" in state and runner.optim_wrapper is not None:
         wrapper_state = {"optimizer": state["optimizer"]["state"], "calls": state["optimizer"]["calls"]}
-        partial_grads = state["optimizer"].get("partial_grads")
-        if partial_grads is not None and len(partial_grads) == runner.world_size:
+        if partial_grads is not None:
             wrapper_state["partial_grads"] = partial_grads[runner.rank]
         if "scaler" in state:
             wrapper_state["scaler"] = state["scaler"]
@@ -550,19 +670,21 @@ def load_pretrained_weights(module: torch.nn.Module, path: str | os.PathLike[str
     return skipped
 
 
-def load_weights(runner: Runner, load_from: str | Mapping[str, Any]) -> dict[str, Any]:
+def load_weights(runner: Runner, load_from: str | Mapping[str, Any], default_strict: bool = False) -> dict[str, Any]:
     """Load model weights only (``load_from``), reporting missing and unexpected keys; returns the file's ``meta``.
 
     ``load_from`` is a path, or ``dict(path=..., revise_keys=[(regex, replacement), ...],
     strict=False)``; ``revise_keys`` renames checkpoint keys before matching (the
-    default strips ``module.`` and ``_orig_mod.``).
+    default strips ``module.`` and ``_orig_mod.``). Without ``strict`` in ``load_from``,
+    ``default_strict`` decides: off for fine-tuning, where a partial load is normal; on
+    for evaluation, where a missing key would score a partly random model.
     """
     options = {"path": load_from} if isinstance(load_from, (str, os.PathLike)) else dict(load_from)
     path = options.pop("path", None)
     if path is None:
         raise CheckpointError("load_from needs a 'path'")
     rules = options.pop("revise_keys", DEFAULT_REVISE_KEYS)
-    strict = options.pop("strict", False)
+    strict = options.pop("strict", default_strict)
     if options:
         raise CheckpointError(f"load_from has unknown keys {sorted(options)}; use path, revise_keys, strict")
     try:
@@ -570,7 +692,8 @@ def load_weights(runner: Runner, load_from: str | Mapping[str, Any]) -> dict[str
         weights = _revise_keys(weights_of(state), rules)
     except CheckpointError as exc:
         raise CheckpointError(f"load_from {path}: {exc}") from None
-    missing, unexpected = load_model_state(runner.unwrapped_model, weights, str(path), strict)
+    advice = "; to load only the matching keys on purpose, set load_from=dict(path=..., strict=False) (trainyard test/val: --non-strict)"
+    missing, unexpected = load_model_state(runner.unwrapped_model, weights, str(path), strict, advice)
     runner.logger.info(f"loaded weights from {path}")
     if missing:
         runner.logger.warning(f"keys of the model missing from {path} ({len(missing)}): {', '.join(missing)}")

@@ -60,7 +60,7 @@ def _prepare(args: argparse.Namespace, mode: str) -> Any:
         if args.load_from is not None:
             cfg.load_from = args.load_from
     else:
-        cfg.load_from = args.checkpoint
+        cfg.load_from = dict(path=args.checkpoint, strict=False) if args.non_strict else args.checkpoint
         cfg.resume = False
     validate_config(cfg, mode=mode)
     return cfg
@@ -151,8 +151,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     predictor = Predictor.from_run(checkpoint, config=config, device=args.device, amp=args.amp,
                                    batch_size=args.batch_size, num_workers=args.num_workers)
     items = expand_inputs(inputs)  # every path is checked before anything is written
-    out = Path(args.out)
-    (out / "vis").mkdir(parents=True, exist_ok=True)
+    out = _output_folder(Path(args.out))
+    (out / "vis").mkdir(exist_ok=True)
     progress = Progress(len(items), "predict", enabled=True)
     used: set[str] = set()
     pictures: list[Path] = []
@@ -178,6 +178,18 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.show:
         _show(pictures)
     return 0
+
+
+def _output_folder(out: Path) -> Path:
+    """``--out``, created: a file in its place (or above it) or a folder that cannot be created is one clear error."""
+    blocking = next((folder for folder in (out, *out.parents) if folder.exists() and not folder.is_dir()), None)
+    if blocking is not None:
+        raise TrainyardError(f"--out {out}: {blocking} is a file; give a folder (new or existing) for the results")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrainyardError(f"--out {out}: cannot create the folder ({exc.strerror}); give a folder you can write to") from None
+    return out
 
 
 def _show(pictures: list[Path]) -> None:
@@ -208,7 +220,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     setup_logger(None, 0, "INFO")
     predictor = Predictor.from_run(checkpoint, config=config, device="cpu")
     sample = _export_sample(predictor, args.input_size)
-    out = Path(args.out) if args.out else predictor.checkpoint_path.parent / "export"
+    out = _output_folder(Path(args.out) if args.out else predictor.checkpoint_path.parent / "export")
     stem = predictor.checkpoint_path.stem
     for format in args.format:
         result = export_model(predictor, format, out / f"{stem}{FORMATS[format]}", sample, atol=args.atol)
@@ -221,6 +233,9 @@ def _export_sample(predictor: Any, input_size: Sequence[int] | None) -> Any:
     import torch
 
     if input_size:
+        if min(input_size) < predictor.min_input_size:
+            raise TrainyardError(f"--input-size {input_size[0]} {input_size[1]} is smaller than {type(predictor.model).__name__} "
+                                 f"runs on: give sides of at least {predictor.min_input_size}")
         return torch.randint(0, 256, (3, *input_size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     from trainyard.registry import DATASETS
 
@@ -234,6 +249,21 @@ def _export_sample(predictor: Any, input_size: Sequence[int] | None) -> Any:
             raise TrainyardError(f"cannot read a sample image from {key}.dataset ({type(exc).__name__}: {exc}); "
                                  "give the input size instead: --input-size HEIGHT WIDTH") from None
     raise TrainyardError("the config has no test or val dataset to take a sample image from; give --input-size HEIGHT WIDTH")
+
+
+def _count_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type for a count such as a batch size (at least 1) or worker processes (at least 0)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {value}")
+        return value
+
+    return parse
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -297,20 +327,19 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from trainyard.config_scopes import config_file, config_stem
 
     config_file(args.config)
-    from trainyard.config import load_config, validate_config
     from trainyard.experiments.runs import differing_keys, find_runs, format_table, main_metrics, read_run, sort_runs
-    from trainyard.experiments.sweep import parse_grid, plan, run_sweep
+    from trainyard.experiments.sweep import check_plan, parse_grid, plan, run_sweep
 
     grid = parse_grid(args.grid)
-    validate_config(load_config(args.config, [*args.cfg_options, *(f"{k}={v[0]!r}" for k, v in grid.items())]), mode="train")
     root = Path(args.work_dir or Path("work_dirs") / f"{config_stem(args.config)}_sweep")
     combinations = plan(grid, root)
-    statuses = run_sweep(args.config, combinations, args.cfg_options, args.launcher, args.partition)
+    check_plan(args.config, grid, combinations, args.cfg_options)
+    outcomes = run_sweep(args.config, combinations, args.cfg_options, args.launcher, args.partition)
     runs = [read_run(run_dir) for run_dir in find_runs([str(c.work_dir) for c in combinations if c.work_dir.is_dir()])]
     differing_keys(runs)
     metric = args.sort or next(iter(main_metrics(runs, 1)), None)
     print(format_table(sort_runs(runs, metric), main_metrics(runs)) if runs else f"no runs under {root} yet")
-    failed = [name for name, status in statuses.items() if status != 0]
+    failed = [name for name, result in outcomes.items() if result != "finished"]
     if failed:
         print(f"{len(failed)} of {len(combinations)} runs did not finish: {', '.join(failed)}; their output is in "
               f"<work dir>/sweep_console.log; run the same sweep again to continue them", file=sys.stderr)
@@ -443,6 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
         evaluate.add_argument("config", help="config file")
         evaluate.add_argument("checkpoint", help="checkpoint file")
         evaluate.add_argument("--out", default=None, metavar="FILE", help="also write the metrics as JSON")
+        evaluate.add_argument("--non-strict", action="store_true",
+                              help="evaluate a checkpoint that lacks some of the model's keys (they keep their initial values)")
         _add_run_options(evaluate)
         evaluate.set_defaults(handler=handler)
 
@@ -455,12 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("inputs", nargs="+", metavar="[CHECKPOINT] INPUTS", help="image files and folders of images")
     predict.add_argument("--out", default="predictions", metavar="DIR",
                          help="where predictions.jsonl, vis/ pictures and masks/ go (default: predictions)")
-    predict.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default: the test dataloader's)")
+    predict.add_argument("--batch-size", type=_count_at_least(1), default=None, help="images per forward pass (default: the test dataloader's)")
     predict.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu, cuda, cuda:1")
     predict.add_argument("--amp", action="store_true", help="mixed precision: float16 on CUDA, bfloat16 on the CPU")
     predict.add_argument("--score-thr", type=float, default=0.3, help="detection: the lowest score kept and drawn")
-    predict.add_argument("--topk", type=int, default=5, help="classification: how many classes to report")
-    predict.add_argument("--num-workers", type=int, default=0, help="processes reading images")
+    predict.add_argument("--topk", type=_count_at_least(1), default=5, help="classification: how many classes to report")
+    predict.add_argument("--num-workers", type=_count_at_least(0), default=0, help="processes reading images")
     predict.add_argument("--show", action="store_true", help="also open each picture in a window")
     predict.add_argument("--quiet", action="store_true", help="no log lines, only the summary")
     predict.set_defaults(handler=_cmd_predict)
@@ -474,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", nargs="+", default=["onnx"], choices=("onnx", "torchscript", "pt2", "safetensors"),
                         help="one or more formats (default: onnx)")
     export.add_argument("--out", default=None, metavar="DIR", help="folder for the files (default: export/ beside the checkpoint)")
-    export.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("HEIGHT", "WIDTH"),
+    export.add_argument("--input-size", type=_count_at_least(1), nargs=2, default=None, metavar=("HEIGHT", "WIDTH"),
                         help="sample size to trace and check with (default: the test set's first image)")
     export.add_argument("--atol", type=float, default=1e-4, help="allowed difference to PyTorch, plus 1e-5 x the largest output")
     export.set_defaults(handler=_cmd_export)
@@ -548,7 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except TrainingInterrupted as exc:
         if _is_rank_zero():
-            print(f"trainyard {args.command}: {exc}. Continue with:\n  {_resume_command(args)}", file=sys.stderr)
+            print(f"trainyard {args.command}: {exc}. Continue with:\n  {_resume_command(args, exc.work_dir)}", file=sys.stderr)
         return exc.exit_code
     except Exception as exc:
         message = _peer_failure_message(exc)
@@ -562,24 +593,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return getattr(exc, "exit_code", 130)
 
 
-_PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "Connection refused")
-
-
 def _peer_failure_message(exc: Exception) -> str | None:
-    """One line for a collective that failed because of another rank, instead of a gloo/NCCL traceback."""
+    """One line for a collective that failed because of another rank, instead of a gloo/NCCL traceback.
+
+    Only the process group's own errors qualify: a user's error that mentions a timeout
+    (a dataset's read timeout) keeps its traceback.
+    """
     if int(os.environ.get("WORLD_SIZE", "1")) < 2:
         return None
-    text = str(exc)
-    distributed_error = type(exc).__name__ in ("DistBackendError", "DistNetworkError", "DistError", "DistStoreError")
-    lowered = f"{type(exc).__name__} {text}".lower()
+    from trainyard.dist import is_collective_failure
+
+    if not is_collective_failure(exc):
+        return None
+    lowered = f"{type(exc).__name__} {exc}".lower()
     if "timed out" in lowered or "timeout" in lowered:
         return (
             "a collective operation timed out: another rank died without a message, the ranks have data of "
             "unequal length, or a hook calls a collective on one rank only. env_cfg.timeout sets the limit in seconds"
         )
-    if distributed_error or any(marker in text for marker in _PEER_GONE):
-        return "stopped because another process of this job failed or left; its own message is above"
-    return None
+    return "stopped because another process of this job failed or left; its own message is above"
 
 
 def _is_rank_zero() -> bool:
@@ -587,13 +619,21 @@ def _is_rank_zero() -> bool:
     return os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) == "0"
 
 
-def _resume_command(args: argparse.Namespace) -> str:
-    """The command that continues an interrupted run: the same one, with ``--resume``."""
+def _resume_command(args: argparse.Namespace, work_dir: Path) -> str:
+    """The command that continues an interrupted run: the same one, in the work dir it used, with ``--resume``.
+
+    Options that change how training runs (seed, AMP, launcher, determinism, config
+    overrides) are kept; ``--load-from``, ``--overwrite`` and a ``--resume PATH`` are not:
+    the run continues from its own newest checkpoint.
+    """
     import shlex
 
-    from trainyard.config_scopes import config_stem
-
-    words = ["trainyard", "train", args.config, "--work-dir", args.work_dir or str(Path("work_dirs") / config_stem(args.config))]
+    words = ["trainyard", "train", args.config, "--work-dir", str(work_dir)]
+    if args.seed is not None:
+        words += ["--seed", str(args.seed)]
+    words += [flag for flag, given in (("--amp", args.amp), ("--deterministic", args.deterministic)) if given]
+    if args.launcher:
+        words += ["--launcher", args.launcher]
     if args.cfg_options:
         words += ["--cfg-options", *args.cfg_options]
     return shlex.join([*words, "--resume"])

@@ -34,6 +34,8 @@ __all__ = [
     "flatten",
     "import_custom_modules",
     "DictCallsToLiterals",
+    "literal_assignments",
+    "config_from_saved_text",
 ]
 
 RUNNER_KEYS: frozenset[str] = frozenset(
@@ -228,8 +230,65 @@ class DictCallsToLiterals(ast.NodeTransformer):
         return node
 
 
-def _parse_value(text: str) -> Any:
-    """A Python literal (``dict(...)`` allowed) where the text is one, else the text itself."""
+def literal_assignments(text: str) -> tuple[dict[str, Any], list[tuple[int, str | None, str]]]:
+    """The top-level ``name = value`` lines of config text whose values are literals, parsed without running anything.
+
+    Returns ``(values, others)``; ``others`` lists ``(line, name, source)`` of each
+    assignment whose value is not a literal, and ``(line, None, source)`` of any other
+    statement. The ``pprint`` form a Runner saves for configs holding live objects
+    (one dict expression) counts as that dict's assignments. Raises ``SyntaxError``.
+    """
+    tree = ast.parse(text)
+    nodes = tree.body
+    if len(nodes) == 1 and isinstance(nodes[0], ast.Expr) and isinstance(nodes[0].value, ast.Dict):
+        literal = nodes[0].value
+        nodes = [ast.Assign(targets=[ast.Name(key.value)], value=value, lineno=value.lineno)
+                 for key, value in zip(literal.keys, literal.values) if isinstance(key, ast.Constant) and isinstance(key.value, str)]
+        if len(nodes) != len(literal.keys):
+            return {}, [(1, None, "a dict whose keys are not all names")]
+    values: dict[str, Any] = {}
+    others: list[tuple[int, str | None, str]] = []
+    for node in nodes:
+        named = isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+        if not named:
+            others.append((node.lineno, None, ast.get_source_segment(text, node) or type(node).__name__))
+            continue
+        try:
+            values[node.targets[0].id] = ast.literal_eval(DictCallsToLiterals().visit(node.value))
+        except (ValueError, TypeError, SyntaxError, RecursionError):
+            others.append((node.lineno, node.targets[0].id, ast.get_source_segment(text, node.value) or ast.unparse(node.value)))
+    return values, others
+
+
+def config_from_saved_text(text: str, source: str) -> Config:
+    """A config saved by trainyard (in a checkpoint, a run directory, an export), read as data: never executed.
+
+    Only literal assignments are accepted, and ``custom_imports`` is not imported: a
+    checkpoint or run folder may come from anyone, while a config file the user
+    names is code they chose to run.
+    """
+    try:
+        values, others = literal_assignments(text)
+    except (SyntaxError, ValueError) as exc:
+        raise ConfigError(f"the config saved in {source} cannot be parsed ({type(exc).__name__}: {exc}); "
+                          "give the config file too") from None
+    if others:
+        line, name, code = others[0]
+        shown = (f"{name} = " if name else "") + (code.splitlines() or [""])[0][:80]
+        raise ConfigError(
+            f"the config saved in {source} is not plain data (line {line}: {shown}"
+            f"{f', and {len(others) - 1} more' if len(others) > 1 else ''}); a saved config is read as literals only, "
+            "never run. If you trust that config, give its file too"
+        )
+    return _config_class()(values, filename=None)
+
+
+def _parse_value(text: str, item: str) -> Any:
+    """A Python literal (``dict(...)`` allowed) where the text is one, else the text itself.
+
+    Text with an unbalanced bracket or quote is a literal typed incompletely (``a=[1,``),
+    not a string the user meant: it is an error naming ``item``.
+    """
     lowered = text.strip().lower()
     if lowered in ("true", "false"):
         return lowered == "true"
@@ -239,7 +298,45 @@ def _parse_value(text: str) -> Any:
         tree = DictCallsToLiterals().visit(ast.parse(text.strip(), mode="eval"))
         return ast.literal_eval(tree)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        problem = _unbalanced(text)
+        if problem:
+            raise ConfigError(
+                f"{OVERRIDES_SOURCE} item {item!r} has {problem}: balance its brackets and quotes, "
+                f"or quote the whole value to pass it as a string ({item.partition('=')[0]}={text!r})"
+            ) from None
         return text
+
+
+_BRACKET_PAIRS = {"[": "]", "(": ")", "{": "}"}
+_BEFORE_STRING_LITERAL = "[({,=:"
+"""Characters after which a quote opens a string; elsewhere (``bob's run``) it is an apostrophe."""
+
+
+def _unbalanced(text: str) -> str | None:
+    """The first bracket or string quote that ``text`` leaves unmatched, described; None when all match."""
+    open_brackets: list[str] = []
+    quote, escaped, previous = "", False, ""
+    for char in text:
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "'\"" and (not previous.strip() or previous in _BEFORE_STRING_LITERAL):
+            quote = char
+        elif char in _BRACKET_PAIRS:
+            open_brackets.append(char)
+        elif char in _BRACKET_PAIRS.values():
+            if not open_brackets or _BRACKET_PAIRS[open_brackets.pop()] != char:
+                return f"an unmatched {char!r}"
+        previous = char
+    if quote:
+        return f"an unterminated {quote}-quoted string"
+    if open_brackets:
+        return f"an unclosed {open_brackets[-1]!r}"
+    return None
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
@@ -253,7 +350,7 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"{OVERRIDES_SOURCE} item {item!r} is not of the form key=value")
-        options[key.strip()] = _parse_value(value)
+        options[key.strip()] = _parse_value(value, item)
     return options
 
 

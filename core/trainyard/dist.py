@@ -25,7 +25,9 @@ __all__ = [
     "barrier",
     "all_reduce_tensors",
     "all_gather_objects",
+    "gather_objects",
     "broadcast_object",
+    "is_collective_failure",
     "max_over_ranks_async",
     "init_distributed",
     "detect_launcher",
@@ -106,6 +108,18 @@ def all_gather_objects(obj: Any) -> list[Any]:
     return gathered
 
 
+def gather_objects(obj: Any, dst: int = 0) -> list[Any] | None:
+    """Every rank's ``obj`` in rank order on rank ``dst`` only (``None`` elsewhere).
+
+    For large per-rank state that one rank writes: each of the others holds only its own.
+    """
+    if not is_distributed():
+        return [obj]
+    gathered: list[Any] | None = [None] * get_world_size() if get_rank() == dst else None
+    torch_dist.gather_object(obj, gathered, dst=dst)
+    return gathered
+
+
 def broadcast_object(obj: Any, src: int = 0) -> Any:
     """Rank ``src``'s ``obj`` on every rank."""
     if not is_distributed():
@@ -113,6 +127,29 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     holder = [obj]
     torch_dist.broadcast_object_list(holder, src=src)
     return holder[0]
+
+
+_PROCESS_GROUP_MARKERS = ("gloo", "NCCL", "c10d", "ProcessGroup", "caused pair closure")
+_TORCH_DISTRIBUTED_DIR = os.path.dirname(torch_dist.__file__) + os.sep
+
+
+def is_collective_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is the process group reporting a failed collective (a peer gone, a timeout).
+
+    torch.distributed raises its ``DistError`` family, and gloo a plain ``RuntimeError``,
+    from a collective's ``wait`` or from inside DDP's backward (then naming gloo's own
+    source file). Anything else, a ``TimeoutError`` from a dataset for example, is the
+    user's code failing.
+    """
+    if isinstance(exc, torch_dist.DistError):
+        return True
+    if type(exc) is not RuntimeError:
+        return False
+    innermost = exc.__traceback__
+    while innermost is not None and innermost.tb_next is not None:
+        innermost = innermost.tb_next
+    raised_in_torch_distributed = innermost is not None and innermost.tb_frame.f_code.co_filename.startswith(_TORCH_DISTRIBUTED_DIR)
+    return raised_in_torch_distributed or any(marker in str(exc) for marker in _PROCESS_GROUP_MARKERS)
 
 
 def _collective_device() -> torch.device:

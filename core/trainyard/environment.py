@@ -13,7 +13,7 @@ import torch
 from trainyard import dist
 from trainyard.errors import ConfigError
 
-__all__ = ["select_device", "set_random_seed", "setup_randomness", "setup_backends"]
+__all__ = ["select_device", "set_random_seed", "setup_randomness", "randomness_to_resume", "setup_backends"]
 
 
 def select_device(requested: str | None = None) -> torch.device:
@@ -57,6 +57,27 @@ def setup_randomness(cfg: Mapping[str, Any] | None) -> int:
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
     return seed
+
+
+def randomness_to_resume(cfg: Mapping[str, Any] | None, saved_seed: Any) -> tuple[dict[str, Any], str | None]:
+    """``randomness`` for a run that resumes one saved with ``saved_seed``, and a warning when the config disagrees.
+
+    The sampler's order and every per-sample augmentation derive from the seed, so a
+    resumed run must keep the one its first attempt used (drawn, when the config left
+    it unset); a different explicit seed in the config is overridden, with a warning.
+    """
+    options = dict(cfg or {})
+    if saved_seed is None:
+        return options, None
+    saved_seed = int(saved_seed)
+    asked = options.get("seed")
+    warning = None
+    if asked is not None and int(asked) != saved_seed:
+        warning = (f"randomness.seed={asked} differs from seed {saved_seed} of the run being resumed; continuing with "
+                   f"{saved_seed}, so the result matches an uninterrupted run. To train with seed {asked}, start a new run "
+                   "(--load-from the checkpoint for its weights)")
+    options["seed"] = saved_seed
+    return options, warning
 
 
 def setup_backends(env_cfg: Mapping[str, Any]) -> None:

@@ -30,6 +30,18 @@ class CheckpointError(TrainyardError):
     """A checkpoint cannot be read, is not trainyard's, or does not fit the model."""
 
 
+class CheckpointWriteError(CheckpointError):
+    """Rank 0 could not write a checkpoint (a full disk, no permission); every rank stops with its message."""
+
+    same_on_every_rank = True
+
+
+class ResumeMismatchError(CheckpointError):
+    """A checkpoint cannot continue on this job as launched (another world size inside an accumulation window)."""
+
+    same_on_every_rank = True
+
+
 class ModelContractError(TrainyardError):
     """A model, dataset or metric does not follow trainyard's data contract."""
 

@@ -224,7 +224,9 @@ def export_onnx(deploy: DeployModel, sample: torch.Tensor, path: Path, atol: flo
             _, dynamic = _try_sizes(export_by_tracing, deploy.task.dynamic_image_size, "ONNX", notes)
         except ExportError:
             raise failure from None
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # fatal only: the runtime's own red error line would precede our explanation of it
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def run(images: torch.Tensor) -> list[Any]:
         return [torch.from_numpy(out) for out in session.run(None, {"images": images.numpy()})]

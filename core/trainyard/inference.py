@@ -27,11 +27,11 @@ import torch
 from torch import nn
 
 from trainyard import checkpoint
-from trainyard.errors import CheckpointError, ConfigError, DatasetError, ModelContractError
-from trainyard.images import IMAGE_EXTENSIONS, read_image
+from trainyard.errors import CheckpointError, ConfigError, DatasetError, ModelContractError, RegistryError
+from trainyard.images import IMAGE_EXTENSIONS, from_16_bit, pil_to_tensor, read_image
 from trainyard.registry import MODELS, TASKS, building
 
-__all__ = ["Task", "Predictor", "Prediction", "find_checkpoint", "autocast_context", "resolve_device"]
+__all__ = ["Task", "Predictor", "Prediction", "find_checkpoint", "autocast_context", "resolve_device", "remove_padding"]
 
 logger = logging.getLogger("trainyard")
 
@@ -98,7 +98,10 @@ def resolve_device(device: str | torch.device) -> torch.device:
     """``'auto'``: CUDA when there is one, else the CPU."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {str(device)!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for, but this machine has no usable CUDA device; use 'cpu' or 'auto'")
     return device
@@ -169,14 +172,15 @@ def to_image_tensor(item: Any, source: str = "input") -> torch.Tensor:
 
     Grey images get three channels and an alpha channel is dropped. Arrays are
     ``[H,W]``, ``[H,W,C]`` (numpy's layout) and tensors ``[H,W]`` or ``[C,H,W]``;
-    floats are taken as 0-1.
+    floats are taken as 0-1, and 16-bit values (uint16, PIL's 16-bit modes) are scaled
+    to 8 bits as :func:`trainyard.images.from_16_bit` says.
     """
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - pillow is a dependency
         Image = None
     if Image is not None and isinstance(item, Image.Image):
-        return torch.from_numpy(np.asarray(item.convert("RGB")).copy()).permute(2, 0, 1)
+        return pil_to_tensor(item)
     if isinstance(item, np.ndarray):
         array = item[..., None] if item.ndim == 2 else item
         if array.ndim != 3:
@@ -194,10 +198,45 @@ def to_image_tensor(item: Any, source: str = "input") -> torch.Tensor:
         raise DatasetError(f"{source}: an image has 1, 3 or 4 channels, got {channels} (shape {tuple(tensor.shape)})")
     if tensor.is_floating_point():
         tensor = (tensor.float() * 255).round().clamp(0, 255)
+    elif tensor.dtype == torch.uint16:
+        tensor = from_16_bit(tensor)
     tensor = tensor.to(torch.uint8)
     if channels == 1:
         tensor = tensor.expand(3, -1, -1)
     return tensor[:3].contiguous()
+
+
+def min_input_size(model: nn.Module) -> int:
+    """The smallest image side the model runs on: the largest ``min_input_size`` its modules declare (1: none)."""
+    return max(int(getattr(module, "min_input_size", 1)) for module in model.modules())
+
+
+def pad_to_minimum(batch: dict[str, Any], minimum: int) -> None:
+    """Pad a batch of images with a side below ``minimum`` up to it, at the bottom and right.
+
+    A U-Net of depth 4 cannot pool a 1x1 image. As mmseg pads to the model's size
+    divisor, the normalised images are padded with 0 (the mean colour); each image's
+    ``meta['unpadded_size']`` records what was there, so dense results can be cropped
+    back (:func:`remove_padding`). Box coordinates are unchanged by such padding.
+    """
+    inputs = batch["inputs"]
+    if not isinstance(inputs, torch.Tensor) or min(inputs.shape[-2:]) >= minimum:
+        return
+    height, width = inputs.shape[-2:]
+    batch["inputs"] = torch.nn.functional.pad(inputs, (0, max(minimum - width, 0), 0, max(minimum - height, 0)))
+    for meta in batch["meta"]:
+        meta["unpadded_size"] = (height, width)
+
+
+def remove_padding(dense: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
+    """``[B,K,h,w]`` outputs for a batch that :func:`pad_to_minimum` padded, without the padded part (any resolution)."""
+    unpadded = batch["meta"][0].get("unpadded_size") if batch.get("meta") else None
+    if unpadded is None:
+        return dense
+    padded = batch["inputs"].shape[-2:]
+    rows = max(1, round(dense.shape[-2] * unpadded[0] / padded[0]))
+    columns = max(1, round(dense.shape[-1] * unpadded[1] / padded[1]))
+    return dense[..., :rows, :columns]
 
 
 def expand_inputs(inputs: Any) -> list[tuple[str, Any]]:
@@ -271,6 +310,10 @@ class Predictor:
                  device: str | torch.device = "auto", amp: bool = False, batch_size: int = 8, num_workers: int = 0) -> None:
         from trainyard.data import build_pipeline
 
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"Predictor batch_size must be a positive integer, got {batch_size!r}")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ConfigError(f"Predictor num_workers must be 0 (read in this process) or more, got {num_workers!r}")
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.pipeline = build_pipeline(list(pipeline or []))
@@ -278,6 +321,8 @@ class Predictor:
         self.amp = amp
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.min_input_size = min_input_size(model)
+        """Images with a smaller side are padded up to it (:func:`pad_to_minimum`)."""
         task_name = getattr(type(model), "task", None)
         self.task_name: str | None = task_name
         """The model's ``task`` (``'segmentation'``, ...), None for a model that names none."""
@@ -312,8 +357,14 @@ class Predictor:
                 raise ConfigError("model.num_classes='auto', and neither the checkpoint nor the test dataset lists classes; set model.num_classes")
             model_cfg["num_classes"] = len(metainfo["classes"])
         model_cfg.pop("checkpoint", None)  # the weights come from the run's checkpoint, not its starting point
-        with building("model"):
-            model = MODELS.build(model_cfg)
+        try:
+            with building("model"):
+                model = MODELS.build(model_cfg)
+        except RegistryError as exc:
+            if config is None and cfg.get("custom_imports"):
+                raise RegistryError(f"{exc} (the config saved in {path.name} names custom_imports, which a checkpoint's config "
+                                    "never imports: give the config file too, trainyard predict CONFIG CHECKPOINT ...)") from None
+            raise
         weights = checkpoint.weights_of(state)
         try:
             checkpoint.load_model_state(model, weights, str(path), strict=True)
@@ -322,7 +373,7 @@ class Predictor:
         dataloader = cfg.get("test_dataloader") or cfg.get("val_dataloader") or {}
         predictor = cls(
             model, test_pipeline_config(cfg), metainfo, device=device, amp=amp,
-            batch_size=batch_size or int(dataloader.get("batch_size", 8)), num_workers=num_workers,
+            batch_size=int(dataloader.get("batch_size", 8)) if batch_size is None else batch_size, num_workers=num_workers,
         )
         predictor.checkpoint_path = path
         predictor.cfg = cfg
@@ -363,6 +414,7 @@ class Predictor:
         with torch.inference_mode(), autocast_context(self.device, self.amp):
             batch = preprocessor(batch) if preprocessor is not None else to_device(batch, self.device)
             batch["meta"] = [item["meta"] for item in group]  # stays on the CPU: plain values, nothing to move
+            pad_to_minimum(batch, self.min_input_size)
             return self.task.predict(self.model, batch, **options)
 
     def draw(self, prediction: Prediction, **options: Any) -> torch.Tensor | None:
@@ -371,20 +423,19 @@ class Predictor:
 
 
 def _config_for(path: Path, meta: Mapping[str, Any], config: str | Path | Mapping[str, Any] | None) -> Any:
-    from trainyard.config import import_custom_modules, load_config
+    """The config the user gave (code they trust), else the one saved in the checkpoint, read as data only."""
+    from trainyard.config import config_from_saved_text, load_config
 
     if config is not None:
         return load_config(config) if isinstance(config, (str, Path)) else config
     text = meta.get("config")
-    if not text:
+    if not text or not isinstance(text, str):
         raise CheckpointError(f"{path} holds no config (not written by trainyard); give the config file too")
-    from mmengine.config import Config
-
-    try:
-        cfg = Config.fromstring(text, ".py")
-    except Exception as exc:  # noqa: BLE001 - any parse failure means the same to the user
-        raise CheckpointError(f"the config saved in {path} cannot be read back ({type(exc).__name__}: {exc}); give the config file too") from None
-    import_custom_modules(cfg)
+    cfg = config_from_saved_text(text, str(path))
+    imports = (cfg.get("custom_imports") or {}).get("imports") if isinstance(cfg.get("custom_imports"), Mapping) else None
+    if imports:
+        logger.warning(f"the config saved in {path} names custom_imports {list(imports)}; a checkpoint is data, so they "
+                       "are not imported. If its model is not found, give the config file too")
     return cfg
 
 

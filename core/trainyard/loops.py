@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from trainyard import dist
-from trainyard.errors import ModelContractError
+from trainyard.errors import CheckpointError, ModelContractError
 from trainyard.inference import autocast_context
+from trainyard.interrupts import log_stop_request
 
 if TYPE_CHECKING:
     from trainyard.evaluation import Evaluator
@@ -106,6 +107,7 @@ class _TrainLoop:
         if received:
             self.interrupted = received
             self.stop_training = True
+            log_stop_request(self.runner.logger, received, self.iter)
 
     @property
     def epoch(self) -> int:
@@ -139,10 +141,38 @@ class _TrainLoop:
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
-        return {"iter": self.iter, "iters_per_epoch": self.iters_per_epoch}
+        return {"iter": self.iter, "iters_per_epoch": self.iters_per_epoch, "world_size": self.runner.world_size}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.iter = int(state["iter"])
+        """Take the saved position.
+
+        Epochs of another length on the same number of processes mean the dataloader
+        changed (batch size, dataset, drop_last): the position would land elsewhere, so
+        that is refused. On another number of processes the epoch length changes by
+        necessity; an epoch-based run continues at the same fraction of the same epoch,
+        with a warning (the data order differs from an uninterrupted run).
+        """
+        saved_iter = int(state["iter"])
+        saved = int(state.get("iters_per_epoch", self.iters_per_epoch))
+        if saved == self.iters_per_epoch:
+            self.iter = saved_iter
+            return
+        world_size = self.runner.world_size
+        saved_world_size = int(state.get("world_size", world_size))
+        if saved_world_size == world_size:
+            raise CheckpointError(
+                f"cannot resume: the checkpoint was saved with {saved} iterations per epoch, this run has {self.iters_per_epoch} "
+                "(the train_dataloader's batch_size, dataset length or drop_last changed), so "
+                f"its iteration {saved_iter} would land elsewhere in another epoch; resume with the same "
+                "train_dataloader, or start a new run from its weights with load_from"
+            )
+        epoch, within = divmod(saved_iter, saved)
+        self.iter = epoch * self.iters_per_epoch + within * self.iters_per_epoch // saved if self.by_epoch else saved_iter
+        self.runner.logger.warning(
+            f"the checkpoint was saved by {saved_world_size} processes at iteration {saved_iter} ({saved} per epoch); on "
+            f"{world_size} an epoch has {self.iters_per_epoch}, so training continues at iteration {self.iter} "
+            f"(epoch {self.iter // self.iters_per_epoch}, batch {self.iter % self.iters_per_epoch})"
+        )
 
 
 class EpochBasedTrainLoop(_TrainLoop):

@@ -110,7 +110,15 @@ class OptimWrapper:
         self._calls = 0
         self._max_calls: int | None = None
         self.stepped = False
-        """Whether the last :meth:`update_params` call stepped the optimizer (hooks that act per step read it)."""
+        """Whether the last :meth:`update_params` call stepped the optimizer (hooks that act per step read it):
+        False on accumulation micro-steps and on steps GradScaler skipped for non-finite gradients (except
+        with a ``fused=True`` optimizer, which skips inside its own kernel, unseen by the host)."""
+        self._steps_taken = 0
+        optimizer.register_step_post_hook(self._count_step)
+
+    def _count_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        """Runs only when ``optimizer.step()`` really ran: GradScaler skips the call, so no device sync is needed to know."""
+        self._steps_taken += 1
 
     @staticmethod
     def _amp_dtype(dtype: str | None, device: torch.device) -> torch.dtype | None:
@@ -165,7 +173,7 @@ class OptimWrapper:
         else:
             loss.backward()
         self._calls += 1
-        self.stepped = steps
+        steps_before = self._steps_taken
         logged: dict[str, torch.Tensor] = {}
         if steps:
             if self.clip_grad is not None:
@@ -179,6 +187,7 @@ class OptimWrapper:
             else:
                 self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
+        self.stepped = self._steps_taken != steps_before
         return logged
 
     def _parameters(self) -> list[nn.Parameter]:

@@ -19,7 +19,7 @@ from torch import nn
 
 from trainyard import checkpoint, dist
 from trainyard.data import build_dataloader, stop_workers, to_device
-from trainyard.environment import select_device, setup_backends, setup_randomness
+from trainyard.environment import randomness_to_resume, select_device, setup_backends, setup_randomness
 from trainyard.errors import CheckpointError, ConfigError
 from trainyard.evaluation import Evaluator
 from trainyard.hooks import Hook, HookDispatcher
@@ -51,10 +51,10 @@ class Runner:
         setup_backends(env_cfg)
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self.device = select_device(env_cfg.get("device"))
-        self.seed = setup_randomness(cfg.get("randomness"))
         self.work_dir = Path(cfg.get("work_dir") or Path("work_dirs") / Path(getattr(cfg, "filename", None) or "run").stem)
         self.logger = setup_logger(None, self.rank, cfg.get("log_level", "INFO"))
         self._resume_source, self._resume_notes = self._select_resume_source(cfg.get("resume", False))
+        self.seed = self._setup_randomness(cfg.get("randomness"))
         self._earlier_checkpoints: list[Path] = []
         self.run_dir = self._choose_run_dir()
         self.writer = RunWriter(self.run_dir, self.rank)
@@ -102,29 +102,50 @@ class Runner:
             source = checkpoint.ResumeSource(Path(path))
         return source, notes
 
-    def _refuse_earlier_run(self) -> None:
-        """A new run never writes over the checkpoints of an earlier one unless ``resume`` or ``overwrite`` says so.
+    def _setup_randomness(self, randomness: Any) -> int:
+        """Seed every generator; a resumed run keeps the seed of the run it continues (logged as such)."""
+        if self._resume_source is None:
+            return setup_randomness(randomness)
+        options, warning = randomness_to_resume(randomness, self._resume_source.state["meta"].get("seed"))
+        if warning:
+            self.logger.warning(warning)
+        seed = setup_randomness(options)
+        self._resume_notes.append(f"seed {seed}: the seed of the run this resumes")
+        return seed
 
-        Checked before anything is built; with ``overwrite`` the earlier files are deleted
-        only once the new run has been built (:meth:`_start_run_directory`).
+    def _refuse_earlier_run(self) -> None:
+        """A run never writes over the checkpoints of another one unless it continues them or ``overwrite`` says so.
+
+        Resuming from a file outside the work dir continues another run, whose saves would
+        replace and prune the work dir's files. Checked before anything is built; with
+        ``overwrite`` the earlier files are deleted only once the new run has been built
+        and has loaded its weights (:meth:`_remove_earlier_run`).
         """
         blocking = next((p for p in (self.work_dir, *self.work_dir.parents) if p.exists() and not p.is_dir()), None)
         if blocking is not None:
             where = "is a file" if blocking == self.work_dir else f"is under {blocking}, which is a file"
             raise ConfigError(f"work_dir {self.work_dir} {where}; choose a directory with --work-dir")
         problem = None
-        if self._resume_source is None and self.rank == 0:
+        source = self._resume_source.path if self._resume_source is not None else None
+        if self.rank == 0 and (source is None or source.resolve().parent != self.work_dir.resolve()):
             self._earlier_checkpoints = checkpoint.checkpoints_of_earlier_run(self.work_dir)
             if self._earlier_checkpoints and not self.cfg.get("overwrite"):
-                names = [p.name for p in self._earlier_checkpoints]
-                problem = (
-                    f"work_dir {self.work_dir} already holds checkpoints of an earlier run ({', '.join(names[:4])}"
-                    f"{', ...' if len(names) > 4 else ''}); nothing was changed. To continue that run add --resume; "
-                    "to start a new run choose another --work-dir; to replace those checkpoints add --overwrite"
-                )
+                problem = self._earlier_run_problem(source)
         problem = dist.broadcast_object(problem)  # every rank stops, not only the one that looked
         if problem is not None:
             raise ConfigError(problem)
+
+    def _earlier_run_problem(self, source: Path | None) -> str:
+        names = [p.name for p in self._earlier_checkpoints]
+        listing = f"{', '.join(names[:4])}{', ...' if len(names) > 4 else ''}"
+        if source is None:
+            return (f"work_dir {self.work_dir} already holds checkpoints of an earlier run ({listing}); nothing was changed. "
+                    "To continue that run add --resume; to start a new run choose another --work-dir; "
+                    "to replace those checkpoints add --overwrite")
+        return (f"work_dir {self.work_dir} already holds checkpoints of another run ({listing}), and resuming from {source}, "
+                "which is outside it, would replace and delete them; nothing was changed. To continue the work dir's run "
+                f"use --resume without a path; to continue the other run use --work-dir {source.parent} or an empty one; "
+                "to replace the work dir's checkpoints add --overwrite")
 
     def _start_run_directory(self) -> None:
         """Create the run directory of a training run (once everything is built): log file, config, cleanup notes."""
@@ -133,14 +154,17 @@ class Runner:
             (self.run_dir / "config.py").write_text(self.config_text)
         add_log_file(self.logger, self.run_dir / f"{self.run_dir.name}.log", self.rank)
         self.logger.info(f"run directory {self.run_dir}; seed {self.seed}; device {self.device}; world size {self.world_size}")
-        for path in self._earlier_checkpoints:  # only with overwrite, on rank 0
-            path.unlink(missing_ok=True)
-            self.logger.warning(f"--overwrite: removed {path} of an earlier run")
         if self.rank == 0:
             for line in checkpoint.remove_stale_temporaries(self.work_dir):
                 self.logger.info(line)
         for line in self._resume_notes:
             self.logger.info(line)
+
+    def _remove_earlier_run(self) -> None:
+        """``overwrite``: delete the earlier run's checkpoints, after loading (``load_from`` may name one of them)."""
+        for path in self._earlier_checkpoints:  # only with overwrite, on rank 0
+            path.unlink(missing_ok=True)
+            self.logger.warning(f"--overwrite: removed {path} of an earlier run")
 
     def _choose_run_dir(self) -> Path:
         """``work_dir/<timestamp>``; a resumed run continues in its checkpoint's directory."""
@@ -363,16 +387,17 @@ class Runner:
             checkpoint.resume(self, self._resume_source)
         elif self.cfg.get("load_from"):
             checkpoint.load_weights(self, self.cfg["load_from"])
+        self._remove_earlier_run()
         self.optim_wrapper.set_progress(self.train_loop.iter, self.train_loop.max_iters)
         try:
-            with StopOnSignals(self.train_loop.request_stop, self.logger):
+            with StopOnSignals(self.train_loop.request_stop):
                 self._run("training", self.train_loop.run)
         except BaseException as exc:
             reason = (str(exc).strip().splitlines() or [""])[0][:300]
             log_run_status(self.logger, "failed", self.iter, f"{type(exc).__name__}: {reason}")
             raise
         if getattr(self.train_loop, "interrupted", None):
-            stop = TrainingInterrupted(self.train_loop.interrupted, self.iter, checkpoint.last_checkpoint(self.work_dir))
+            stop = TrainingInterrupted(self.train_loop.interrupted, self.iter, checkpoint.last_checkpoint(self.work_dir), self.work_dir)
             log_run_status(self.logger, "interrupted", self.iter, stop.signal_name)
             raise stop
         log_run_status(self.logger, "finished", self.iter)
@@ -393,9 +418,12 @@ class Runner:
         return self._run("test", loop.run)
 
     def _load_for_evaluation(self) -> None:
-        """A standalone evaluation loads ``load_from`` and takes its epoch and iteration for the log and pictures."""
+        """A standalone evaluation loads ``load_from`` and takes its epoch and iteration for the log and pictures.
+
+        Strictly, unless ``load_from`` says ``strict=False``: missing keys would score a partly random model.
+        """
         if self.train_loop is None and self.cfg.get("load_from"):
-            meta = checkpoint.load_weights(self, self.cfg["load_from"])
+            meta = checkpoint.load_weights(self, self.cfg["load_from"], default_strict=True)
             self._evaluated_progress = {"epoch": int(meta.get("epoch", 0)), "iter": int(meta.get("iter", 0))}
 
     def _start_evaluation_directory(self, split: str) -> None:

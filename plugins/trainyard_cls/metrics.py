@@ -101,7 +101,11 @@ class ClassificationReport(SumMetric):
         confusion = self.state_on(predictions.device)["confusion"]
         count = confusion.shape[0]
         if predictions.shape[1] != count:
-            raise ModelContractError(f"ClassificationReport: the model predicts {predictions.shape[1]} classes, the dataset has {count}")
+            names = ", ".join(self.class_names[:8]) + (", ..." if count > 8 else "")
+            raise ModelContractError(
+                f"ClassificationReport: the model predicts {predictions.shape[1]} classes, but the evaluated dataset lists {count} "
+                f"({names}); read it with the training set's class list (an ImageFolder split: classes_from='train')"
+            )
         index = targets.long() * count + predictions.argmax(dim=1)
         confusion += torch.bincount(index, minlength=count * count).reshape(count, count)
 

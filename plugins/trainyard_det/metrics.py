@@ -104,9 +104,12 @@ class CocoMetric(GatherMetric):
     def compute(self) -> dict[str, float]:
         COCO, COCOeval = _evaluator_classes(self.backend)
         ground_truth, detections = self.coco_files()
-        if not detections:
+        if not detections:  # pycocotools cannot load an empty result list; the keys stay those of any other call
             logger.warning("CocoMetric: no detections at all; every AP and AR is 0")
-            return dict.fromkeys(STAT_NAMES, 0.0)
+            results = dict.fromkeys(STAT_NAMES, 0.0)
+            if self.classwise:
+                results.update(self._reported_per_class(self._per_class_ap_without_detections(ground_truth)))
+            return results
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             gt = COCO()
@@ -123,8 +126,14 @@ class CocoMetric(GatherMetric):
         results = {name: float(value) for name, value in zip(STAT_NAMES, evaluation.stats)}
         if self.classwise:
             per_class = self._per_class_ap(evaluation.eval["precision"], ground_truth["categories"])
-            results.update({f"bbox_AP.{name}": value for name, value in per_class.items()})
+            results.update(self._reported_per_class(per_class))
         return results
+
+    @staticmethod
+    def _per_class_ap_without_detections(ground_truth: dict[str, Any]) -> dict[str, float]:
+        """What COCOeval gives each class when nothing was detected: 0 with (non-crowd) boxes, NaN (no AP) without."""
+        with_boxes = {a["category_id"] for a in ground_truth["annotations"] if not a.get("iscrowd")}
+        return {c["name"]: 0.0 if c["id"] in with_boxes else float("nan") for c in ground_truth["categories"]}
 
     def _per_class_ap(self, precision: np.ndarray, categories: list[dict[str, Any]]) -> dict[str, float]:
         """AP per class: precision [iou, recall, class, area, max dets] averaged over IoU and recall, area 'all', most detections."""
@@ -133,9 +142,14 @@ class CocoMetric(GatherMetric):
             values = precision[:, :, index, 0, -1]
             values = values[values > -1]
             table[category["name"]] = float(values.mean()) if values.size else float("nan")
+        return table
+
+    @staticmethod
+    def _reported_per_class(table: dict[str, float]) -> dict[str, float]:
+        """Log the per-class AP table; its values as ``bbox_AP.<class>``."""
         width = max([len(name) for name in table] + [5])
         lines = [f"{'class':<{width}}  {'AP %':>6}"] + [
             f"{name:<{width}}  {'  -   ' if value != value else f'{100 * value:6.2f}'}" for name, value in table.items()
         ]
         logger.info("per-class bbox AP:\n" + "\n".join(lines))
-        return table
+        return {f"bbox_AP.{name}": value for name, value in table.items()}

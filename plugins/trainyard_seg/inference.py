@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from trainyard.inference import Task
+from trainyard.inference import Task, remove_padding
 from trainyard_seg.datasets.base import default_palette
 from trainyard_seg.models.segmentor import label_map, resize_logits
 from trainyard_seg.visualization import seg_picture
@@ -26,7 +26,7 @@ class SegTask(Task):
         return [tuple(c) for c in palette] if palette else default_palette(max(len(self.classes), 1))
 
     def predict(self, model: torch.nn.Module, batch: dict[str, Any], probabilities: bool = False, **options: Any) -> list[dict[str, Any]]:
-        logits = model(batch, mode="tensor").float()
+        logits = remove_padding(model(batch, mode="tensor").float(), batch)
         sizes = [tuple(meta["ori_size"]) for meta in batch["meta"]]
         # images of one size (the usual batch) are resized and copied to the CPU together: one transfer, not one each
         groups = [(list(range(len(sizes))), sizes[0])] if len(set(sizes)) == 1 else [([i], size) for i, size in enumerate(sizes)]

@@ -1,13 +1,17 @@
 """Checkpoints: atomic writes, safe loading, exact resume, foreign weights, bad files."""
 
+import contextlib
 import json
+import re
 
 import pytest
 import torch
 from conftest import assert_same_weights, final_weights, run_trainyard, tiny_cfg, train_cli
 
 from trainyard import CheckpointError
-from trainyard.checkpoint import atomic_save, read_checkpoint
+from trainyard.errors import NonFiniteError
+from trainyard.hooks import Hook
+from trainyard.checkpoint import _temporary_path, atomic_save, read_checkpoint, remove_stale_temporaries, resume_source
 from trainyard.runner import Runner
 
 
@@ -144,6 +148,30 @@ def test_learning_rate_continues_exactly_when_resumed_inside_warmup(uninterrupte
         assert record["train/lr"] == expected[record["step"]]
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_run_with_the_seed_unset_resumes_with_the_seed_it_drew(tmp_path, workers):
+    """The shipped configs leave ``randomness.seed`` unset: the resumed run must keep the first attempt's drawn seed."""
+    import random
+
+    kill_at = random.Random(23 + workers).choice([i for i in range(5, 18) if i % 6])  # inside an epoch, after a save
+    options = ["randomness.seed=None", f"train_dataloader.num_workers={workers}"]
+    resumed = killed_and_resumed(tmp_path / "killed", kill_at, *options)
+    (log,) = (tmp_path / "killed").glob("*/*.log")
+    drawn = int(re.search(r"; seed (\d+);", log.read_text()).group(1))  # the first attempt's line comes first
+    reference = train_cli(tmp_path / "reference", *options[1:], f"randomness.seed={drawn}")
+    assert reference.returncode == 0, reference.stderr
+    assert_same_weights(final_weights(tmp_path / "reference"), final_weights(tmp_path / "killed"))
+    assert f"seed {drawn}: the seed of the run this resumes" in resumed.stdout
+
+
+def test_an_explicit_seed_that_differs_from_the_resumed_runs_is_overridden_with_a_warning(tmp_path):
+    killed_and_resumed(tmp_path, 7)
+    result = train_cli(tmp_path, "resume=auto", "randomness.seed=5", "train_cfg.max_epochs=4")
+    assert result.returncode == 0, result.stderr
+    assert "randomness.seed=5 differs from seed 0 of the run being resumed; continuing with 0" in result.stdout
+    assert read_checkpoint(tmp_path / "iter_24.pth")["meta"]["seed"] == 0
+
+
 # loading weights and bad files ------------------------------------------------------------
 
 
@@ -181,6 +209,29 @@ def test_openmmlab_checkpoint_loads_and_reports_missing_and_unexpected(tmp_path,
     log_text = capsys.readouterr().out
     assert "missing from" in log_text and "head.bias" in log_text
     assert "the model does not have (1): aux.weight" in log_text
+
+
+def checkpoint_missing_a_key(tmp_path):
+    weights = toy_state()
+    weights.pop("head.bias")
+    path = tmp_path / "partial.pth"
+    torch.save(weights, path)
+    return path
+
+
+def test_test_command_refuses_a_checkpoint_missing_keys(tmp_path):
+    path = checkpoint_missing_a_key(tmp_path)
+    result = run_trainyard("test", "tests/configs/tiny.py", str(path), "--work-dir", str(tmp_path / "work"))
+    assert_refused(result, "partial.pth does not match the model", "missing keys ['head.bias']", "--non-strict")
+
+
+def test_val_command_with_non_strict_evaluates_a_deliberately_partial_checkpoint(tmp_path):
+    path = checkpoint_missing_a_key(tmp_path)
+    result = run_trainyard("val", "tests/configs/tiny.py", str(path), "--non-strict", "--work-dir", str(tmp_path / "work"),
+                           "--out", str(tmp_path / "val.json"))
+    assert result.returncode == 0, result.stderr
+    assert "keys of the model missing from" in result.stdout + result.stderr
+    assert "accuracy" in json.loads((tmp_path / "val.json").read_text())
 
 
 def assert_refused(result, *fragments):
@@ -246,6 +297,26 @@ def test_resume_from_a_weights_only_file_is_refused(existing_run, tmp_path):
     assert_untouched(existing_run)
 
 
+EMA = "custom_hooks=[dict(type='EMAHook', momentum=0.1)]"  # as the trained run
+
+
+def test_resuming_another_runs_checkpoint_into_a_work_dir_holding_checkpoints_is_refused(existing_run, trained):
+    """Its saves would replace this work dir's ``epoch_4.pth`` and ``last_checkpoint``, and keep-N would prune the rest."""
+    result = run_trainyard("train", "tests/configs/tiny.py", "--work-dir", str(existing_run[0]), "--resume", str(trained / "epoch_3.pth"),
+                           "--cfg-options", "train_cfg.max_epochs=4", EMA)
+    assert_refused(result, "already holds checkpoints of another run", f"resuming from {trained / 'epoch_3.pth'}, which is outside it",
+                   "--resume without a path", "--overwrite")
+    assert_untouched(existing_run)
+
+
+def test_resuming_a_checkpoint_inside_the_work_dir_by_its_path_continues_that_run(existing_run):
+    work_dir = existing_run[0]
+    result = run_trainyard("train", "tests/configs/tiny.py", "--work-dir", str(work_dir), "--resume", str(work_dir / "epoch_3.pth"),
+                           "--cfg-options", "train_cfg.max_epochs=4", EMA)
+    assert result.returncode == 0, result.stderr
+    assert f"resumed from {work_dir / 'epoch_3.pth'} at epoch 3" in result.stdout
+
+
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     result = run_trainyard(
         "train", "tests/configs/tiny.py", "--work-dir", str(tmp_path), "--cfg-options",
@@ -259,35 +330,119 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     assert torch.isfinite(read_checkpoint(tmp_path / "iter_4.pth")["state_dict"]["conv.weight"]).all()
 
 
+class NaNRunningVarianceAfterIteration3(Hook):
+    """A batch-norm statistic turns NaN while the loss stays finite (training normalises with the batch's own)."""
+
+    priority = "HIGHEST"
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter == 3:
+            runner.unwrapped_model.norm.running_var.fill_(float("nan"))
+
+
+def test_a_non_finite_batch_norm_statistic_is_never_saved(tmp_path):
+    runner = Runner.from_cfg(tiny_cfg(
+        tmp_path, "model.batch_norm=True", "val_dataloader=None", "val_cfg=None", "val_evaluator=None",
+        "default_hooks.checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False)",
+    ))
+    runner.register_hook(NaNRunningVarianceAfterIteration3())
+    with pytest.raises(NonFiniteError, match=r"iteration 4 \(norm\.running_var\); iter_4\.pth was not written"):
+        runner.train()
+    assert (tmp_path / "last_checkpoint").read_text().endswith("iter_2.pth")
+    assert not (tmp_path / "iter_4.pth").exists()
+
+
 # what a killed run leaves behind ------------------------------------------------------------
 
 
-def dead_pid():
-    import subprocess
-    import sys
-
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
-    return process.pid
-
-
 def test_temporary_files_of_a_killed_save_are_removed_when_the_next_run_starts(tmp_path):
+    import fcntl
     import os
 
-    stale = tmp_path / f".iter_22.pth.tmp-{dead_pid()}"
+    stale = _temporary_path(tmp_path / "iter_22.pth")  # the writer's own name: this host, this (live) PID, no lock
     stale.write_bytes(bytes(3 * 2**20))
-    stale_pointer = tmp_path / f".last_checkpoint.tmp-{dead_pid()}"
+    stale_pointer = tmp_path / f".last_checkpoint.tmp-{os.getpid()}"  # the older name
     stale_pointer.write_text("partial")
-    in_progress = tmp_path / f".iter_30.pth.tmp-{os.getpid()}"  # a live writer's file stays
-    in_progress.write_bytes(b"PK")
+    in_progress = tmp_path / ".iter_30.pth.tmp-other_pod-1"
     users_file = tmp_path / ".notes.tmp-backup"
     users_file.write_text("not trainyard's")
     runner = Runner.from_cfg(tiny_cfg(tmp_path, "train_cfg.max_epochs=1"))
-    runner.train()
+    with open(in_progress, "wb") as writer:
+        fcntl.flock(writer.fileno(), fcntl.LOCK_EX)  # a save in progress: its writer holds the lock
+        runner.train()
     assert not stale.exists() and not stale_pointer.exists()
     assert in_progress.exists() and users_file.exists()
     log_text = (runner.run_dir / f"{runner.run_dir.name}.log").read_text()
     assert f"removed {stale.name} (3.0 MiB)" in log_text
+
+
+@contextlib.contextmanager
+def locked_by_another_process(path):
+    """``path`` created and held under ``flock`` by a live process, as a writer on another pod would hold it."""
+    import subprocess
+    import sys
+
+    script = "import fcntl, sys, time; f = open(sys.argv[1], 'wb'); fcntl.flock(f.fileno(), fcntl.LOCK_EX); print('locked', flush=True); time.sleep(120)"
+    process = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "locked"
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_temporary_file_is_stale_exactly_when_no_process_holds_its_lock(tmp_path):
+    """Containers repeat PIDs and change host names: neither the PID nor the host in the name decides."""
+    import os
+
+    alive_pid = _temporary_path(tmp_path / "iter_8.pth")
+    other_host = tmp_path / f".iter_9.pth.tmp-pod_7f9c2-{os.getpid()}"
+    legacy = tmp_path / ".iter_10.pth.tmp-1"
+    for path in (alive_pid, other_host, legacy):
+        path.write_bytes(b"PK")
+    writing = tmp_path / f".iter_12.pth.tmp-pod_4b1d0-{os.getpid()}"
+    with locked_by_another_process(writing):
+        removed = remove_stale_temporaries(tmp_path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [writing.name]
+    assert [line.split()[1] for line in removed] == sorted(p.name for p in (alive_pid, other_host, legacy))
+    assert remove_stale_temporaries(tmp_path) == [f"removed {writing.name} (0.0 MiB), left by an interrupted save"]
+
+
+def test_a_save_in_progress_holds_its_temporary_file_against_removal(tmp_path, monkeypatch):
+    seen_during_save = []
+    original_save = torch.save
+
+    def save_while_another_run_starts(obj, file, *args, **kwargs):
+        original_save(obj, file, *args, **kwargs)
+        seen_during_save.append((sorted(p.name for p in tmp_path.iterdir()), remove_stale_temporaries(tmp_path)))
+
+    monkeypatch.setattr(torch, "save", save_while_another_run_starts)
+    atomic_save({"value": torch.tensor([1.0])}, tmp_path / "iter_2.pth")
+    monkeypatch.undo()
+    assert seen_during_save == [([_temporary_path(tmp_path / "iter_2.pth").name], [])]
+    assert torch.equal(read_checkpoint(tmp_path / "iter_2.pth")["value"], torch.tensor([1.0]))
+
+
+def test_without_fcntl_checkpoints_import_save_and_clean_up(tmp_path):
+    """Windows has no ``fcntl``: the module still imports, saves, and removes a temporary file nobody has open."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys
+sys.modules['fcntl'] = None  # what Windows has
+from pathlib import Path
+import torch
+from trainyard.checkpoint import atomic_save, read_checkpoint, remove_stale_temporaries
+work = Path({str(tmp_path)!r})
+(work / '.iter_3.pth.tmp-host-1').write_bytes(b'PK')
+atomic_save({{'value': torch.tensor([1.0])}}, work / 'iter_4.pth')
+print(remove_stale_temporaries(work), sorted(p.name for p in work.iterdir()), read_checkpoint(work / 'iter_4.pth')['value'].tolist())
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['removed .iter_3.pth.tmp-host-1 (0.0 MiB), left by an interrupted save'] ['iter_4.pth'] [1.0]"
 
 
 def test_resume_takes_a_complete_checkpoint_written_after_the_pointer_was_last_updated(uninterrupted, tmp_path):
@@ -302,25 +457,47 @@ def test_resume_takes_a_complete_checkpoint_written_after_the_pointer_was_last_u
     assert_same_weights(final_weights(uninterrupted), final_weights(tmp_path))
 
 
+@pytest.mark.parametrize("with_pointer", [True, False], ids=["with-last_checkpoint", "without"])
+def test_auto_resume_takes_the_highest_iteration_of_a_work_dir_copied_without_times(uninterrupted, tmp_path, with_pointer):
+    """``cp -r`` without ``-p`` gives each copy a new modification time, in the order the files happened to be copied."""
+    import shutil
+    import time
+
+    for name in ["last_checkpoint"] * with_pointer + ["iter_18.pth", "iter_16.pth"]:
+        shutil.copy(uninterrupted / name, tmp_path / name)
+        time.sleep(0.05)  # past the file system's timestamp granularity
+    assert (tmp_path / "iter_16.pth").stat().st_mtime_ns > (tmp_path / "iter_18.pth").stat().st_mtime_ns
+    source, notes = resume_source("auto", tmp_path)
+    assert source.path == tmp_path / "iter_18.pth", notes
+
+
 ACCUMULATE = ["optim_wrapper.accumulative_counts=3", "custom_hooks=[dict(type='EMAHook', momentum=0.2)]"]
 
 
+KILL_POINTS_SEED = 7
+"""Draws kills after iterations 1, 5, 7, 11 and 17: resumes from 4, 8 and 16, each inside a window of 3.
+Set ``TRAINYARD_KILL_SEED`` to try other kill points; a failure names the seed and the points."""
+
+
 def test_runs_killed_inside_accumulation_windows_resume_to_identical_weights(tmp_path):
+    import os
     import random
 
     reference = train_cli(tmp_path / "reference", *ACCUMULATE)
     assert reference.returncode == 0, reference.stderr
-    kills = sorted(random.Random().sample(range(1, 18), 5))
+    seed = int(os.environ.get("TRAINYARD_KILL_SEED", KILL_POINTS_SEED))
+    kills = sorted(random.Random(seed).sample(range(1, 18), 5))
+    drawn = f"killed after iterations {kills}, drawn with TRAINYARD_KILL_SEED={seed}"
     kill = f"custom_hooks=[dict(type='EMAHook', momentum=0.2), dict(type='KillScheduleHook', kills={[[k, 'iter'] for k in kills]}, marker_dir='{tmp_path}/markers')]"
     work_dir = tmp_path / "killed"
     for _ in kills:
         result = train_cli(work_dir, *ACCUMULATE, kill, "resume=auto")
-        assert result.returncode == -9, (kills, result.stderr[-2000:])
+        assert result.returncode == -9, f"{drawn}: {result.stderr[-2000:]}"
     result = train_cli(work_dir, *ACCUMULATE, kill, "resume=auto")
-    assert result.returncode == 0, (kills, result.stderr[-2000:])
+    assert result.returncode == 0, f"{drawn}: {result.stderr[-2000:]}"
     final, expected = read_checkpoint(work_dir / "iter_18.pth"), read_checkpoint(tmp_path / "reference" / "iter_18.pth")
-    assert_same_weights(expected["state_dict"], final["state_dict"]), kills
-    assert_same_weights(expected["hooks"]["EMAHook"]["training_weights"], final["hooks"]["EMAHook"]["training_weights"])
+    assert_same_weights(expected["state_dict"], final["state_dict"], drawn)
+    assert_same_weights(expected["hooks"]["EMAHook"]["training_weights"], final["hooks"]["EMAHook"]["training_weights"], drawn)
 
 
 # trusting pickled classes ----------------------------------------------------------------------

@@ -1,9 +1,12 @@
 """The command line as a user meets it: a run end to end, and one clear message per mistake."""
 
 import json
+import shlex
 
 import pytest
 from conftest import run_trainyard
+
+from trainyard.cli import _resume_command, build_parser
 
 
 def test_tiny_config_trains_validates_and_tests(tmp_path):
@@ -89,6 +92,31 @@ def test_overwrite_replaces_an_earlier_run_and_says_what_it_removed(tmp_path):
     assert second.returncode == 0, second.stderr
     assert f"--overwrite: removed {tmp_path / 'epoch_2.pth'} of an earlier run" in second.stdout
     assert sorted(p.name for p in tmp_path.glob("epoch_*.pth")) == ["epoch_1.pth"]
+
+
+def test_overwrite_loads_weights_from_a_file_of_the_earlier_run_before_removing_it(tmp_path):
+    first = run_trainyard("train", "tests/configs/tiny.py", "--work-dir", str(tmp_path), "--cfg-options", "train_cfg.max_epochs=1")
+    assert first.returncode == 0, first.stderr
+    weights = tmp_path / "epoch_1.pth"
+    second = run_trainyard("train", "tests/configs/tiny.py", "--work-dir", str(tmp_path), "--overwrite", "--load-from", str(weights),
+                           "--cfg-options", "train_cfg.max_epochs=1")
+    assert second.returncode == 0, second.stderr
+    loaded = second.stdout.index(f"loaded weights from {weights}")
+    assert loaded < second.stdout.index(f"--overwrite: removed {weights} of an earlier run")
+
+
+def test_the_continue_command_keeps_the_options_that_shape_training(tmp_path):
+    """What an interrupted run prints parses back to the same run: seed, AMP, determinism, launcher, overrides, work dir."""
+    given = build_parser().parse_args([
+        "train", "cfg.py", "--seed", "5", "--amp", "--deterministic", "--launcher", "pytorch", "--load-from", "w.pth",
+        "--overwrite", "--resume", "other/iter_4.pth", "--cfg-options", "a=1", "b=[1, 2]",
+    ])
+    words = shlex.split(_resume_command(given, tmp_path / "work"))
+    assert words[:2] == ["trainyard", "train"]
+    again = build_parser().parse_args(words[1:])
+    assert (again.config, again.work_dir, again.seed, again.amp, again.deterministic, again.launcher, again.cfg_options) == (
+        "cfg.py", str(tmp_path / "work"), 5, True, True, "pytorch", ["a=1", "b=[1, 2]"])
+    assert (again.resume, again.load_from, again.overwrite) == ("auto", None, False)  # its own newest checkpoint
 
 
 def test_training_with_persistent_data_workers_exits_when_done(tmp_path):

@@ -1,5 +1,6 @@
 """Config loading, overrides, validation and explain, as a config author sees them."""
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -77,6 +78,19 @@ def test_override_into_list_element(tmp_path):
 def test_parse_overrides_rejects_item_without_equals():
     with pytest.raises(ConfigError, match="not of the form key=value"):
         parse_overrides(["lr0.1"])
+
+
+@pytest.mark.parametrize("item, problem", [
+    ("a=[1,", "an unclosed '['"), ("a=dict(x=1", "an unclosed '('"), ("a=1]", "an unmatched ']'"),
+    ("a=[1, 2)", "an unmatched ')'"), ("a='abc", "an unterminated '-quoted string"),
+])
+def test_parse_overrides_rejects_an_unbalanced_bracket_or_quote_naming_the_item(item, problem):
+    with pytest.raises(ConfigError, match=re.escape(f"--cfg-options item {item!r} has {problem}")):
+        parse_overrides([item])
+
+
+def test_parse_overrides_keeps_balanced_text_and_apostrophes_as_strings():
+    assert parse_overrides(["name=bob's run", "a='[1,'", "b=x (copy)"]) == {"name": "bob's run", "a": "[1,", "b": "x (copy)"}
 
 
 def test_typo_in_top_level_key_is_an_error_with_suggestion(chain, tmp_path):

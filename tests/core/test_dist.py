@@ -154,3 +154,107 @@ def test_slurm_scripts_pass_arguments_to_srun_safely(tmp_path, script):
     assert "<--launcher>" in lines and "<slurm>" in lines and "<name=a b>" in lines
     if script == "slurm_test.sh":
         assert "<ckpt with space.pth>" in lines
+
+
+# faults: each rank started on its own, as srun or torch.multiprocessing start them (no torchrun agent stops the others)
+
+
+def train_ranks_without_agent(work_dir, *options, timeout=120):
+    """``trainyard train`` in two plain processes of one gloo job; returns their results and when each ended."""
+    import time
+
+    from conftest import REPO, trainyard_env
+
+    port, started = str(free_port()), time.monotonic()
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, "-m", "trainyard", "train", TINY, "--work-dir", str(work_dir), "--cfg-options", *options],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=trainyard_env({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+                               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "OMP_NUM_THREADS": "1"}),
+        )
+        for rank in (0, 1)
+    ]
+    results, ended = [], [0.0, 0.0]
+    while any(rank.poll() is None for rank in ranks) and time.monotonic() - started < timeout:
+        for index, rank in enumerate(ranks):
+            if rank.poll() is not None and not ended[index]:
+                ended[index] = time.monotonic()
+        time.sleep(0.05)
+    for index, rank in enumerate(ranks):
+        stdout, stderr = rank.communicate(timeout=max(timeout - (time.monotonic() - started), 1))
+        ended[index] = ended[index] or time.monotonic()
+        results.append(subprocess.CompletedProcess(rank.args, rank.returncode, stdout, stderr))
+    return results, ended
+
+
+def test_a_save_failing_on_rank_0_stops_every_rank_at_that_save_with_the_error_printed_once(tmp_path):
+    results, ended = train_ranks_without_agent(tmp_path, "custom_hooks=[dict(type='DiskFullHook', rank=0)]", "env_cfg.timeout=60")
+    stderr = results[0].stderr + results[1].stderr
+    assert all(r.returncode != 0 for r in results), stderr[-3000:]
+    assert abs(ended[1] - ended[0]) < 5, ended
+    assert stderr.count("could not write checkpoint") == 1 and "No space left on device" in results[0].stderr
+    assert "another process" not in stderr  # rank 1 stopped for the save error itself, not for a lost peer
+    assert "Traceback" not in stderr
+
+
+def test_a_user_error_mentioning_a_timeout_keeps_its_traceback_under_two_processes(tmp_path):
+    results, _ = train_ranks_without_agent(tmp_path, "train_dataloader.dataset.type='ReadTimeoutDataset'", "env_cfg.timeout=60")
+    for result in results:
+        assert result.returncode != 0
+        assert "Traceback" in result.stderr and "TimeoutError: read timeout" in result.stderr, result.stderr[-3000:]
+        assert "collective operation timed out" not in result.stderr
+
+
+def test_only_the_process_groups_own_errors_count_as_collective_failures():
+    from trainyard.dist import is_collective_failure
+
+    gloo = "[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:561] Connection closed by peer [127.0.0.1]:10649"
+    assert is_collective_failure(RuntimeError(gloo))
+    assert is_collective_failure(torch.distributed.DistBackendError("NCCL watchdog: collective operation timeout"))
+    assert not is_collective_failure(TimeoutError("read timeout"))
+    assert not is_collective_failure(RuntimeError("HTTPSConnectionPool: Read timed out. Broken pipe"))
+
+
+# gradient accumulation: a checkpoint inside a window (4 of accumulative_counts=3) on 2 ranks
+
+WINDOW = [
+    "optim_wrapper.accumulative_counts=3",
+    "train_cfg=dict(_delete_=True, type='IterBasedTrainLoop', max_iters=6, val_interval=1000)",
+    "default_hooks.checkpoint=dict(type='CheckpointHook', interval=4, by_epoch=False)",
+    "param_scheduler=[]",
+]
+
+
+@pytest.fixture(scope="module")
+def window_run(tmp_path_factory):
+    """2 ranks, saved at iteration 4 (inside a window) and 6; each rank records whether its state held partial gradients."""
+    work_dir = tmp_path_factory.mktemp("window")
+    result = dist_train(work_dir, "--cfg-options", *WINDOW, f"custom_hooks=[dict(type='RecordPartialGradsHook', out_dir='{work_dir}/seen')]")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work_dir
+
+
+def test_partial_gradients_of_every_rank_reach_only_rank_0_which_writes_them(window_run):
+    assert json.loads((window_run / "seen/rank0.json").read_text()) == {"4": True, "6": False}
+    assert json.loads((window_run / "seen/rank1.json").read_text()) == {"4": False, "6": False}
+    rank0, rank1 = read_checkpoint(window_run / "iter_4.pth")["optimizer"]["partial_grads"]
+    assert all(g.device.type == "cpu" for g in rank0 + rank1)
+    assert not torch.equal(rank0[0], rank1[0])  # each rank's own batches, not yet reduced
+
+
+def test_a_two_rank_run_resumed_inside_a_window_on_two_ranks_ends_with_identical_weights(window_run, tmp_path):
+    result = dist_train(tmp_path, "--resume", str(window_run / "iter_4.pth"), "--cfg-options", *WINDOW)
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected, resumed = read_checkpoint(window_run / "iter_6.pth"), read_checkpoint(tmp_path / "iter_6.pth")
+    for key in expected["state_dict"]:
+        assert torch.equal(expected["state_dict"][key], resumed["state_dict"][key]), key
+
+
+def test_resuming_inside_a_window_on_another_world_size_is_refused_in_one_line(window_run, tmp_path):
+    result = run_trainyard("train", TINY, "--work-dir", str(tmp_path), "--resume", str(window_run / "iter_4.pth"),
+                           "--cfg-options", *WINDOW, "train_dataloader.batch_size=8")  # the same global batch
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "inside a gradient-accumulation window (iteration 4) by 2 processes" in result.stderr
+    assert "cannot continue on 1" in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("*.pth"))

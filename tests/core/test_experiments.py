@@ -125,6 +125,52 @@ def test_a_2x2_sweep_trains_four_runs_skips_them_again_and_ranks_them(tmp_path):
     assert len(rows) == 4 and scores == sorted(scores, reverse=True)
 
 
+def test_a_misspelt_grid_key_stops_the_sweep_before_any_run_with_a_suggestion(tmp_path):
+    result = run_trainyard("sweep", TINY, "--grid", "optim_wrapper.optimiser.lr=[0.1,0.2]", "--work-dir", str(tmp_path / "sweep"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "the config has no 'optim_wrapper.optimiser'; did you mean 'optim_wrapper.optimizer'?" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "sweep").exists()
+
+
+def checked(tmp_path, *grid_items, extra_options=()):
+    from trainyard.experiments.sweep import check_plan, parse_grid, plan
+
+    grid = parse_grid(grid_items)
+    check_plan(TINY, grid, plan(grid, tmp_path), extra_options)
+
+
+def test_every_combination_is_checked_before_the_first_run(tmp_path):
+    from trainyard import ConfigError
+
+    with pytest.raises(ConfigError, match=r"sweep combination lr=0.1_type=SDG: .*unknown type 'SDG'.*Did you mean 'SGD'"):
+        checked(tmp_path, "optim_wrapper.optimizer.lr=[0.1,0.2]", "optim_wrapper.optimizer.type=[SGD,SDG]")
+
+
+@pytest.mark.parametrize("item, message", [
+    ("optim_wrapper.optimizer.lr=[0.1,abc]", "'abc' is text, but the config's value is 0.1; it takes a number"),
+    ("optim_wrapper.optimizer=[0.1,0.2]", "0.1 would replace the dict at optim_wrapper.optimizer"),
+    ("optim_wrapper.optimizer.lr=[0.1,0.10]", "would share the run directory"),
+    ("model.dropout=[0.1,0.3]", "the config has no 'model.dropout'; it holds channels, num_classes, type; .* --cfg-options model.dropout=VALUE"),
+    ("param_scheduler.7.end=[1,2]", "'param_scheduler' is a list of 2; '7' is not an index of it"),
+])
+def test_a_grid_value_or_key_the_config_cannot_take_is_refused_naming_it(tmp_path, item, message):
+    from trainyard import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        checked(tmp_path, item)
+
+
+def test_a_key_set_with_cfg_options_can_be_swept_and_list_indices_reach_into_lists(tmp_path):
+    checked(tmp_path, "model.dropout=[0.1,0.3]", "param_scheduler.0.end=[2,4]", extra_options=["model.dropout=0.0"])
+
+
+def test_unquoted_words_in_a_grid_list_are_text_and_numbers_stay_numbers():
+    from trainyard.experiments.sweep import parse_grid
+
+    assert parse_grid(["optim_wrapper.optimizer.type=[SGD, AdamW]", "lr=[0.1,1e-3]", "flag=[true,None]"]) == {
+        "optim_wrapper.optimizer.type": ["SGD", "AdamW"], "lr": [0.1, 0.001], "flag": [True, None]}
+
+
 def test_mlflow_hook_logs_params_metrics_and_artifacts_and_a_resume_continues_the_run(tmp_path):
     mlflow = pytest.importorskip("mlflow", reason="the 'mlflow' extra is not installed")
     subprocess.run("git init -q && git -c user.email=t@t -c user.name=t commit --allow-empty -qm start", shell=True, cwd=tmp_path, check=True)
@@ -149,6 +195,23 @@ def test_mlflow_hook_logs_params_metrics_and_artifacts_and_a_resume_continues_th
         assert db.execute("select count(*) from runs").fetchone() == (1,)
 
 
+def test_a_local_mlflow_store_that_cannot_work_is_refused_when_the_hook_is_built(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow", reason="the 'mlflow' extra is not installed")
+    from trainyard import ConfigError
+    from trainyard.hooks.mlflow import MLflowLoggerHook
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match=r"tracking_uri='sqlite:///.*afile/mlflow.db': .*afile is a file; leave tracking_uri unset"):
+        MLflowLoggerHook(tracking_uri=f"sqlite:///{tmp_path}/afile/mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", str(tmp_path / "afile" / "store"))
+    with pytest.raises(ConfigError, match=r"MLflowLoggerHook MLFLOW_TRACKING_URI='.*afile/store'"):
+        MLflowLoggerHook()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    MLflowLoggerHook(tracking_uri=f"sqlite:///{tmp_path}/new/mlflow.db")  # a folder that can be made is fine
+    MLflowLoggerHook(tracking_uri="http://localhost:1")  # a server is not contacted when the hook is built
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # and nothing is created then
+
+
 def test_listing_runs_imports_no_torch(runs):
     """What keeps `trainyard runs` over a hundred run directories well under a second: no torch import."""
     probe = f"import sys; from trainyard.cli import main; code = main(['runs', {str(runs)!r}]); print(code, 'torch' in sys.modules)"
@@ -156,21 +219,60 @@ def test_listing_runs_imports_no_torch(runs):
     assert result.stdout.split()[-2:] == ["0", "False"], result.stderr
 
 
-def test_a_slurm_sweep_starts_one_srun_job_per_combination(tmp_path):
+FAKE_SRUN = '''#!{python}
+"""srun for one task on this machine: records its arguments, then runs the command as SLURM task 0 of 1."""
+import os, socket, subprocess, sys, uuid
+
+arguments = sys.argv[1:]
+with open(os.path.join(os.environ["SRUN_LOG"], uuid.uuid4().hex + ".args"), "w") as log:
+    log.write("\\n".join(arguments) + "\\n")
+start = 0
+while arguments[start].startswith("-"):
+    start += 2 if arguments[start] == "-p" else 1
+with socket.socket() as sock:
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+task = dict(SLURM_PROCID="0", SLURM_NTASKS="1", SLURM_LOCALID="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+sys.exit({run})
+'''
+RUNS_THE_COMMAND = "subprocess.call(arguments[start:], env={**os.environ, **task})"
+RUNS_NOTHING = "0"
+
+
+def slurm_sweep(tmp_path, srun_does: str) -> subprocess.CompletedProcess:
+    """``trainyard sweep --launcher slurm`` over two learning rates, with a fake ``srun`` first on the PATH."""
     import os
 
     fake = tmp_path / "bin" / "srun"
     fake.parent.mkdir()
-    fake.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@" > "$SRUN_LOG/$RANDOM$RANDOM.args"\n')
+    fake.write_text(FAKE_SRUN.format(python=sys.executable, run=srun_does))
     fake.chmod(0o755)
     (tmp_path / "calls").mkdir()
-    result = run_trainyard("sweep", TINY, "--grid", "optim_wrapper.optimizer.lr=[0.01,0.3]", "--launcher", "slurm", "--partition", "gpu",
-                           "--work-dir", str(tmp_path / "sweep"),
-                           env={"PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}", "SRUN_LOG": str(tmp_path / "calls"), "GPUS": "2", "GPUS_PER_NODE": "2"})
-    assert result.returncode == 0, result.stderr
+    return run_trainyard("sweep", TINY, "--grid", "optim_wrapper.optimizer.lr=[0.01,0.3]", "--launcher", "slurm", "--partition", "gpu",
+                         "--work-dir", str(tmp_path / "sweep"), "--cfg-options", "train_cfg.max_epochs=1",
+                         env={"PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}", "SRUN_LOG": str(tmp_path / "calls"),
+                              "GPUS": "1", "GPUS_PER_NODE": "1"}, timeout=600)
+
+
+def test_a_slurm_sweep_starts_one_srun_job_per_combination_and_each_trains(tmp_path):
+    result = slurm_sweep(tmp_path, RUNS_THE_COMMAND)
+    assert result.returncode == 0, result.stdout + result.stderr
     calls = sorted(path.read_text().splitlines() for path in (tmp_path / "calls").iterdir())
     assert len(calls) == 2
     for call, lr in zip(calls, ("0.01", "0.3")):
-        assert call[:7] == ["-p", "gpu", f"--job-name=sweep-lr={lr}", "--gres=gpu:2", "--ntasks=2", "--ntasks-per-node=2", "--cpus-per-task=5"]
+        assert call[:7] == ["-p", "gpu", f"--job-name=sweep-lr={lr}", "--gres=gpu:1", "--ntasks=1", "--ntasks-per-node=1", "--cpus-per-task=5"]
         assert call[call.index("--launcher") + 1] == "slurm" and f"optim_wrapper.optimizer.lr={lr}" in call
-        assert call[call.index("--work-dir") + 1] == str(tmp_path / "sweep" / f"lr={lr}")
+        work_dir = tmp_path / "sweep" / f"lr={lr}"
+        assert call[call.index("--work-dir") + 1] == str(work_dir)
+        (run_dir,) = find_runs([work_dir])
+        assert read_run(run_dir).status == "finished" and (work_dir / "epoch_1.pth").is_file()
+    assert result.stdout.count(": finished") == 2
+
+
+def test_a_sweep_whose_launcher_exits_0_without_training_reports_the_runs_failed(tmp_path):
+    result = slurm_sweep(tmp_path, RUNS_NOTHING)
+    assert result.returncode == 1
+    assert len(list((tmp_path / "calls").iterdir())) == 2
+    for lr in ("0.01", "0.3"):
+        assert f"lr={lr}: exit status 0, but {tmp_path / 'sweep' / f'lr={lr}'} holds no finished run" in result.stdout
+    assert "2 of 2 runs did not finish: lr=0.01, lr=0.3" in result.stderr

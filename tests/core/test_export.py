@@ -95,3 +95,19 @@ def test_a_missing_extra_is_named(predictors, tmp_path, monkeypatch):
 def test_an_export_that_does_not_reproduce_the_model_is_an_error(predictors, tmp_path):
     with pytest.raises(ExportError, match="does not reproduce the model: max abs difference"):
         export_model(predictors["cls"], "torchscript", tmp_path / "model.pt", _sample("cls"), atol=-1.0)
+
+
+def test_an_out_that_is_a_file_is_refused_before_exporting(quick_run, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    status = cli.main(["export", str(quick_run("seg")), "--format", "safetensors", "--out", str(tmp_path / "afile")])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err and f"{tmp_path / 'afile'} is a file" in err
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_a_failing_onnx_check_prints_only_our_explanation(quick_run, tmp_path, capfd):
+    pytest.importorskip("onnxruntime", reason="the 'export' extra is not installed")
+    status = cli.main(["export", str(quick_run("det")), "--format", "onnx", "--out", str(tmp_path)])
+    err = capfd.readouterr().err  # the file descriptor: onnxruntime's C++ logger writes there, not to sys.stderr
+    assert status == 2 and err.startswith("trainyard export: error: FasterRCNN cannot be exported as onnx")
+    assert len(err.strip().splitlines()) == 1, err

@@ -10,8 +10,9 @@ import torch
 from conftest import write_images
 from PIL import Image
 
-from trainyard import CheckpointError, DatasetError, cli
-from trainyard.inference import expand_inputs, find_checkpoint, to_image_tensor
+from trainyard import CheckpointError, ConfigError, DatasetError, Predictor, cli
+from trainyard.images import read_image
+from trainyard.inference import expand_inputs, find_checkpoint, pad_to_minimum, remove_padding, resolve_device, to_image_tensor
 
 
 def test_every_kind_of_image_becomes_rgb_uint8():
@@ -80,3 +81,77 @@ def test_predict_answers_bad_input_with_one_message(quick_run, tmp_path, capsys)
 def test_a_checkpoint_of_another_model_is_refused_by_name(quick_run, tmp_path, capsys):
     err = _predict_error(capsys, "configs/cls/small_cnn_generated.py", quick_run("seg") / "iter_8.pth", tmp_path)
     assert "does not match the model" in err and "Was iter_8.pth trained with this config (ImageClassifier)?" in err
+
+
+def test_16_bit_images_are_scaled_to_8_bits_by_1_over_257(tmp_path):
+    values = np.array([[0, 128, 129, 257 * 100, 65535]], dtype=np.uint16)
+    expected = [0, 0, 1, 100, 255]
+    for name in ("depth.png", "depth.tif"):
+        Image.fromarray(values).save(tmp_path / name)
+        assert read_image(tmp_path / name)[:, 0].tolist() == [expected] * 3, name
+    assert to_image_tensor(values)[:, 0].tolist() == [expected] * 3
+    assert to_image_tensor(Image.fromarray(values))[:, 0].tolist() == [expected] * 3
+    assert to_image_tensor(torch.from_numpy(values))[:, 0].tolist() == [expected] * 3
+
+
+def test_a_file_that_is_not_an_image_is_named_as_such(tmp_path):
+    (tmp_path / "text.jpg").write_text("not an image")
+    with pytest.raises(DatasetError, match=r"text.jpg: it is not a readable image") as error:
+        read_image(tmp_path / "text.jpg")
+    assert "decode_avif" not in str(error.value)
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(DatasetError, match=r"empty.png: the file is empty"):
+        read_image(tmp_path / "empty.png")
+    Image.fromarray(np.full((2, 3, 3), 7, np.uint8)).save(tmp_path / "bitmap.bmp")
+    (tmp_path / "bitmap.bmp").rename(tmp_path / "misnamed.jpg")  # a BMP under a JPEG name still reads
+    assert read_image(tmp_path / "misnamed.jpg").tolist() == torch.full((3, 2, 3), 7).tolist()
+
+
+def test_padding_up_to_a_minimum_side_is_recorded_and_removed_again():
+    batch = {"inputs": torch.ones(2, 3, 4, 6), "meta": [{}, {}]}
+    pad_to_minimum(batch, 8)
+    assert batch["inputs"].shape == (2, 3, 8, 8) and batch["inputs"][:, :, 4:].abs().sum() == 0
+    assert batch["meta"] == [{"unpadded_size": (4, 6)}] * 2
+    assert remove_padding(torch.zeros(2, 5, 8, 8), batch).shape == (2, 5, 4, 6)
+    assert remove_padding(torch.zeros(2, 5, 4, 4), batch).shape == (2, 5, 2, 3)  # outputs at half the resolution
+    large = {"inputs": torch.ones(1, 3, 9, 8), "meta": [{}]}
+    pad_to_minimum(large, 8)
+    assert large["inputs"].shape == (1, 3, 9, 8) and large["meta"] == [{}]
+
+
+@pytest.mark.parametrize("task", ["seg", "cls"])
+def test_images_smaller_than_the_model_runs_on_are_predicted(quick_run, task):
+    predictor = Predictor.from_run(quick_run(task), device="cpu")
+    assert predictor.min_input_size == 8
+    one_pixel, strip = torch.zeros(3, 1, 1, dtype=torch.uint8), torch.zeros(3, 3, 40, dtype=torch.uint8)
+    results = predictor([one_pixel, strip])
+    if task == "seg":
+        assert [r["mask"].shape for r in results] == [(1, 1), (3, 40)]  # cropped back from the padding
+    else:
+        assert all(r["topk"] for r in results)
+
+
+def test_counts_and_devices_that_cannot_work_are_refused(quick_run, tmp_path, capsys):
+    with pytest.raises(ConfigError, match="batch_size must be a positive integer, got 0"):
+        Predictor(torch.nn.Identity(), batch_size=0, device="cpu")
+    with pytest.raises(ConfigError, match="num_workers must be 0 .* or more, got -1"):
+        Predictor(torch.nn.Identity(), num_workers=-1, device="cpu")
+    with pytest.raises(ConfigError, match="unknown device 'gpu'"):
+        resolve_device("gpu")
+    for option, value in (("--batch-size", "0"), ("--num-workers", "-1"), ("--topk", "0")):
+        with pytest.raises(SystemExit) as exit_status:
+            cli.main(["predict", str(quick_run("cls")), str(tmp_path), option, value])
+        assert exit_status.value.code == 2 and f"argument {option}: must be" in capsys.readouterr().err
+
+
+def test_predict_refuses_an_out_that_is_a_file_and_keeps_other_files_in_its_folder(quick_run, tmp_path, capsys):
+    sizes = write_images(tmp_path / "images")
+    (tmp_path / "afile").write_text("x")
+    err = _predict_error(capsys, quick_run("seg"), tmp_path / "images", "--out", tmp_path / "afile" / "preds")
+    assert f"--out {tmp_path / 'afile' / 'preds'}: {tmp_path / 'afile'} is a file" in err
+    assert (tmp_path / "afile").read_text() == "x"
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "mine.txt").write_text("keep")
+    assert cli.main(["predict", str(quick_run("seg")), str(tmp_path / "images"), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert (tmp_path / "out" / "mine.txt").read_text() == "keep"
+    assert len((tmp_path / "out" / "predictions.jsonl").read_text().splitlines()) == len(sizes)

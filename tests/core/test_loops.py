@@ -1,7 +1,9 @@
 """Train loops: how many iterations, epochs and validations a config gives."""
 
+import pytest
 from conftest import tiny_cfg
 
+from trainyard import CheckpointError
 from trainyard.runner import Runner
 
 
@@ -81,3 +83,28 @@ def test_early_stopping_ends_training(tmp_path):
     runner = Runner.from_cfg(cfg)
     runner.train()
     assert runner.epoch == 3  # no improvement with lr 0: best at epoch 1, then 2 epochs of patience
+
+
+def test_resume_with_another_number_of_iterations_per_epoch_is_refused(tmp_path):
+    no_val = ["val_dataloader=None", "val_cfg=None", "val_evaluator=None", "default_hooks.checkpoint.save_best=None"]
+    Runner.from_cfg(tiny_cfg(tmp_path, "train_cfg.max_epochs=1", *no_val)).train()  # 24 samples, batches of 4
+    bigger_batches = tiny_cfg(tmp_path, "train_cfg.max_epochs=2", "train_dataloader.batch_size=8", *no_val, resume="auto")
+    with pytest.raises(CheckpointError, match="saved with 6 iterations per epoch, this run has 3 "):
+        Runner.from_cfg(bigger_batches).train()
+
+
+@pytest.mark.parametrize("loop_type, expected", [("EpochBasedTrainLoop", 5), ("IterBasedTrainLoop", 10)])
+def test_another_number_of_processes_continues_at_the_same_place_in_the_epoch(loop_type, expected, trainyard_log):
+    """Saved by 2 processes at iteration 10 (6 per epoch: epoch 1, batch 4); on one process that is epoch 1, batch 2 of 3."""
+    import logging
+    from types import SimpleNamespace
+
+    from trainyard import loops
+
+    runner = SimpleNamespace(world_size=1, logger=logging.getLogger("trainyard"))
+    limit = {"EpochBasedTrainLoop": {"max_epochs": 4}, "IterBasedTrainLoop": {"max_iters": 20}}[loop_type]
+    loop = getattr(loops, loop_type)(runner, dataloader=[0, 1, 2], **limit)
+    loop.load_state_dict({"iter": 10, "iters_per_epoch": 6, "world_size": 2})
+    assert loop.iter == expected
+    assert (f"saved by 2 processes at iteration 10 (6 per epoch); on 1 an epoch has 3, so training continues at "
+            f"iteration {expected}") in trainyard_log.text

@@ -67,6 +67,43 @@ def test_a_folder_without_class_folders_is_a_clear_error(tmp_path):
         DATASETS.build(dict(type="ImageFolder", data_root=str(tmp_path)))
 
 
+def val_split(image_tree, *class_names):
+    for number, name in enumerate(class_names):
+        write_image(image_tree / "val" / name / "v.png", (number, 0, 0))
+    return DATASETS.build(dict(type="ImageFolder", data_root=str(image_tree), data_prefix="val", classes_from="train"))
+
+
+def test_a_val_split_lacking_a_class_keeps_the_training_labels_by_name(image_tree, trainyard_log):
+    val = val_split(image_tree, "dog")
+    assert val.metainfo["classes"] == ("cat", "dog")
+    assert [label for _, label in val.samples] == [1]
+    assert "no images, of classes ['cat']" in trainyard_log.text
+
+
+def test_a_val_class_that_train_lacks_names_the_class_and_the_folder(image_tree):
+    with pytest.raises(DatasetError, match=r"val[/\\]fox: class 'fox' is not among the 2 classes of .*train \(cat, dog\)"):
+        val_split(image_tree, "cat", "dog", "fox")
+
+
+def test_listed_classes_without_any_folder_are_an_error(image_tree):
+    with pytest.raises(DatasetError, match=r"train has a folder for none of its 2 classes \(cow, fox\)"):
+        DATASETS.build(dict(type="ImageFolder", data_root=str(image_tree), data_prefix="train", classes=["cow", "fox"]))
+
+
+def test_classes_and_classes_from_together_are_an_error(image_tree):
+    with pytest.raises(DatasetError, match="give classes or classes_from, not both"):
+        DATASETS.build(dict(type="ImageFolder", data_root=str(image_tree), data_prefix="train", classes=["cat"], classes_from="train"))
+
+
+def test_the_class_report_names_the_dataset_classes_when_the_model_predicts_another_count():
+    from trainyard import METRICS, ModelContractError
+
+    report = METRICS.build(dict(type="ClassificationReport"))
+    report.dataset_meta = {"classes": ("a", "b", "c", "d")}
+    with pytest.raises(ModelContractError, match=r"predicts 3 classes, but the evaluated dataset lists 4 \(a, b, c, d\).*classes_from='train'"):
+        report.process({"targets": torch.tensor([0])}, torch.zeros(1, 3))
+
+
 def test_file_list_reads_paths_and_labels(image_tree):
     (image_tree / "list.txt").write_text("# path label\ntrain/cat/a.png 0\n\ntrain/dog/c.bmp 1\n")
     dataset = DATASETS.build(dict(type="FileListDataset", ann_file=str(image_tree / "list.txt"), classes=["cat", "dog"]))

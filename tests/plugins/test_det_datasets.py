@@ -78,10 +78,34 @@ def test_an_unknown_category_id_names_the_annotation(tmp_path):
         coco(coco_tree(tmp_path, annotations=bad))
 
 
-def test_a_missing_image_names_the_file_and_image_id(tmp_path):
+def test_a_missing_image_is_an_error_when_the_dataset_is_built_naming_file_id_and_count(tmp_path):
     path = coco_tree(tmp_path)
     (tmp_path / "img" / "b.png").unlink()
-    dataset = coco(path)
+    (tmp_path / "img" / "c.png").unlink()
+    with pytest.raises(DatasetError, match=r"ann\.json: 2 of the 3 listed images are not on disk, the first: .*b\.png \(image id 11\)"):
+        coco(path, filter_empty_gt=False)
+
+
+def test_a_wrong_image_folder_is_reported_once_for_every_image(tmp_path):
+    path = coco_tree(tmp_path)
+    with pytest.raises(DatasetError, match=r"3 of the 3 listed images are not on disk.*check the image folder \(data_prefix\)"):
+        DATASETS.build(dict(type="CocoDetection", ann_file=str(path), data_prefix=str(tmp_path / "nowhere")))
+
+
+def test_image_file_names_in_sub_folders_are_found(tmp_path):
+    images = [{"id": 10, "file_name": "a.png", "height": 40, "width": 60}]
+    path = coco_tree(tmp_path, images=images, annotations=[])
+    (tmp_path / "img" / "part1").mkdir()
+    (tmp_path / "img" / "a.png").rename(tmp_path / "img" / "part1" / "a.png")
+    content = json.loads(path.read_text())
+    content["images"][0]["file_name"] = "part1/a.png"
+    path.write_text(json.dumps(content))
+    assert coco(path, filter_empty_gt=False)[0]["meta"]["file"].endswith("part1/a.png")
+
+
+def test_an_image_removed_after_the_build_still_names_the_file_and_image_id(tmp_path):
+    dataset = coco(coco_tree(tmp_path))
+    (tmp_path / "img" / "b.png").unlink()
     with pytest.raises(DatasetError, match=r"image .*b\.png \(image id 11\) not found"):
         dataset[1]
 
@@ -122,6 +146,13 @@ def test_voc_reads_xml_boxes_zero_based_and_difficult_objects_as_crowd(tmp_path)
 def test_voc_unknown_class_names_the_xml_file(tmp_path):
     write_voc(tmp_path, "000002", [("unicorn", 0, (1, 1, 5, 5))])
     with pytest.raises(DatasetError, match=r"000002\.xml: object 0 has class 'unicorn'"):
+        DATASETS.build(dict(type="VOCDetection", data_root=str(tmp_path), split="test"))
+
+
+def test_voc_image_missing_is_an_error_when_the_dataset_is_built(tmp_path):
+    write_voc(tmp_path, "000003", [("dog", 0, (1, 1, 5, 5))])
+    (tmp_path / "VOC2007" / "JPEGImages" / "000003.jpg").unlink()
+    with pytest.raises(DatasetError, match=r"VOC test: 1 of the 1 listed images are not on disk, the first: .*000003\.jpg \(image id 0\)"):
         DATASETS.build(dict(type="VOCDetection", data_root=str(tmp_path), split="test"))
 
 

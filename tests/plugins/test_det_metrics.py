@@ -73,6 +73,17 @@ def test_shifted_boxes_give_exactly_what_cocoeval_gives_on_the_same_json(tmp_pat
     assert 0 < results["bbox_mAP"] < 1
 
 
+def nothing_detected(item):
+    return {"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.long)}
+
+
+def test_no_detections_report_the_same_keys_as_detections_with_per_class_zeros(tmp_path):
+    dataset = coco(coco_tree(tmp_path), filter_empty_gt=False)  # 'cat' and 'dog' have boxes
+    empty = evaluate(dataset, nothing_detected)
+    assert list(empty) == list(evaluate(dataset, shifted))
+    assert empty["bbox_AP.cat"] == empty["bbox_AP.dog"] == 0.0
+
+
 def test_an_image_evaluated_twice_is_an_error():
     from trainyard import ModelContractError
 

@@ -95,6 +95,20 @@ def test_corrupt_image_is_an_error_naming_the_file(tmp_path):
         dataset[0]
 
 
+def test_label_value_beyond_the_models_classes_names_the_file_when_the_dataset_lists_none(tmp_path):
+    from trainyard import MODELS
+    from trainyard.data import default_collate
+
+    for name, value in (("a", 3), ("b", 7)):
+        write_png(tmp_path / f"images/{name}.png", np.zeros((8, 8, 3)))
+        write_png(tmp_path / f"labels/{name}.png", np.full((8, 8), value))
+    dataset = DATASETS.build(dict(type="FolderSegDataset", data_root=str(tmp_path), img_dir="images", ann_dir="labels", img_suffix=".png"))
+    model = MODELS.build(dict(type="UNet", num_classes=4, base_channels=4, depth=2))
+    batch = model.data_preprocessor(default_collate([dataset[0], dataset[1]]))
+    with pytest.raises(DatasetError, match=r"images/b.png: label map holds class values \[7\], but model.num_classes=4"):
+        model(batch, mode="loss")
+
+
 def test_voc_reads_a_tiny_tree(tmp_path):
     voc = tmp_path / "VOCdevkit/VOC2012"
     write_png(voc / "JPEGImages/2007_000001.jpg", np.full((5, 6, 3), 128))

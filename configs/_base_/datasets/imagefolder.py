@@ -1,5 +1,6 @@
 # Your own images: data_root/train/<class>/*.jpg and data_root/val/<class>/*.jpg (PNG,
-# WebP, BMP, ... too). Class names come from the train folders; val uses the same list.
+# WebP, BMP, ... too). Class names come from the train folders; val uses the same list
+# (classes_from='train'), so it may lack a rare class, and a class train lacks is an error.
 dataset_type = 'ImageFolder'
 data_root = 'data/my_images'
 image_size = 224
@@ -21,7 +22,7 @@ val_dataloader = dict(
     batch_size=64,
     num_workers=2,
     persistent_workers=True,
-    dataset=dict(type=dataset_type, data_root=data_root, data_prefix='val', pipeline=test_pipeline),
+    dataset=dict(type=dataset_type, data_root=data_root, data_prefix='val', classes_from='train', pipeline=test_pipeline),
 )
 test_dataloader = val_dataloader
 val_evaluator = [dict(type='Accuracy', topk=(1, 5)), dict(type='ClassificationReport')]

@@ -7,7 +7,6 @@ literals, so a hundred runs are read in well under a second.
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import time
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainyard.config import DictCallsToLiterals, flatten
+from trainyard.config import flatten, literal_assignments
 from trainyard.run_status import RUN_STATUS
 
 __all__ = ["RunSummary", "find_runs", "read_run", "differing_keys", "filter_runs", "sort_runs", "format_table"]
@@ -74,17 +73,10 @@ def find_runs(roots: Iterable[str | Path]) -> list[Path]:
 def read_config(path: Path) -> dict[str, Any]:
     """A saved ``config.py`` as a flat ``{dotted key: value}``; values that are not literals are kept as source text."""
     try:
-        tree = ast.parse(path.read_text())
-    except (OSError, SyntaxError):
+        values, others = literal_assignments(path.read_text())
+    except (OSError, SyntaxError, ValueError):
         return {}
-    values: dict[str, Any] = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            expression = DictCallsToLiterals().visit(node.value)
-            try:
-                values[node.targets[0].id] = ast.literal_eval(expression)
-            except (ValueError, TypeError, SyntaxError, RecursionError):
-                values[node.targets[0].id] = ast.unparse(node.value)
+    values.update({name: code for _, name, code in others if name is not None})
     return flatten(values)
 
 

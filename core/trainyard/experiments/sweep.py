@@ -8,6 +8,7 @@ SLURM jobs (``srun``, as ``tools/slurm_train.sh`` starts them).
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import os
 import re
@@ -23,7 +24,7 @@ from trainyard.config import parse_overrides
 from trainyard.errors import ConfigError
 from trainyard.experiments.runs import find_runs, read_run
 
-__all__ = ["Combination", "parse_grid", "plan", "run_sweep"]
+__all__ = ["Combination", "check_plan", "outcome", "parse_grid", "plan", "run_sweep"]
 
 
 @dataclass
@@ -47,12 +48,22 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     """``['optim_wrapper.optimizer.lr=[0.01,0.1]', ...]`` -> ``{key: [values]}``."""
     grid: dict[str, list[Any]] = {}
     for key, values in parse_overrides(items).items():
+        if isinstance(values, str):
+            values = _bare_list(key, values)
         if not isinstance(values, (list, tuple)) or not values:
             raise ConfigError(f"--grid {key}= needs a non-empty list of values, like {key}=[0.01,0.1]; got {values!r}")
         grid[key] = list(values)
     if not grid:
         raise ConfigError("a sweep needs at least one --grid KEY=[VALUES]")
     return grid
+
+
+def _bare_list(key: str, text: str) -> list[Any] | str:
+    """``[SGD,AdamW]``: a flat list of unquoted words, read item by item as MMEngine's DictAction does."""
+    inner = text.strip()[1:-1]
+    if not (text.strip().startswith("[") and text.strip().endswith("]")) or any(c in inner for c in "[](){}'\""):
+        return text
+    return [parse_overrides([f"{key}={part.strip()}"])[key] for part in inner.split(",") if part.strip()]
 
 
 def _directory_name(values: dict[str, Any]) -> str:
@@ -76,6 +87,82 @@ def plan(grid: dict[str, list[Any]], root: Path) -> list[Combination]:
     return combinations
 
 
+def check_plan(config: str, grid: dict[str, list[Any]], combinations: Sequence[Combination], extra_options: Sequence[str] = ()) -> None:
+    """Raise :class:`ConfigError` before any run starts if one combination's config is wrong.
+
+    Without this, a misspelt grid key launches every run just to watch each fail. Every
+    grid key must name a value the config (with ``extra_options``) sets, so a typo is
+    caught with a suggestion; text is refused where the config holds a number, and a
+    plain value where it holds a component dict. Then each combination's config is
+    loaded and validated as ``trainyard train`` would (its ``type`` names looked up).
+    """
+    from trainyard.config import load_config, validate_config
+
+    base = load_config(config, list(extra_options)).to_dict()
+    for key, values in grid.items():
+        current = _value_at(base, key)
+        for value in values:
+            _check_value_kind(key, value, current)
+    _check_distinct_work_dirs(combinations)
+    for combination in combinations:
+        try:
+            validate_config(load_config(config, [*extra_options, *combination.overrides()]), mode="train")
+        except ConfigError as exc:
+            raise ConfigError(f"sweep combination {combination.name}: {exc}") from None
+
+
+def _value_at(cfg: Any, key: str) -> Any:
+    """The config's value at dotted ``key``; a part it lacks is an error naming the part, with a suggestion."""
+    node, walked = cfg, []
+    for part in key.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise ConfigError(f"--grid {key}: " + _missing_part_message(".".join(walked), part, node))
+        walked.append(part)
+    return node
+
+
+def _missing_part_message(parent: str, part: str, node: Any) -> str:
+    where = f"'{parent}'" if parent else "the config"
+    if not isinstance(node, (dict, list, tuple)):
+        return f"{where} is {node!r}, which has no '{part}'"
+    if isinstance(node, (list, tuple)):
+        return f"{where} is a list of {len(node)}; '{part}' is not an index of it"
+    keys = [str(k) for k in node if not str(k).startswith("_")]
+    close = difflib.get_close_matches(part, keys, n=1, cutoff=0.6)
+    full = f"{parent}.{part}" if parent else part
+    hint = (f"did you mean '{parent + '.' if parent else ''}{close[0]}'?" if close else
+            f"it holds {', '.join(sorted(keys)[:12])}; to sweep a value the config leaves to its default, "
+            f"set it first with --cfg-options {full}=VALUE")
+    return f"the config has no '{full}'; {hint}"
+
+
+def _check_value_kind(key: str, value: Any, current: Any) -> None:
+    """Text where the config holds a number, or a plain value in place of a component dict, is a mistake."""
+    if isinstance(current, (int, float)) and isinstance(value, str):
+        expected = "true or false" if isinstance(current, bool) else "a number"
+        raise ConfigError(f"--grid {key}: {value!r} is text, but the config's value is {current!r}; it takes {expected}, "
+                          f"written without quotes")
+    if isinstance(current, dict) and value is not None and not isinstance(value, dict):
+        inner = [str(k) for k in current if not str(k).startswith("_")]
+        example = next((k for k in inner if k != "type"), "KEY")
+        raise ConfigError(f"--grid {key}: {value!r} would replace the dict at {key} ({', '.join(inner)}); "
+                          f"did you mean a key inside it, like {key}.{example}?")
+
+
+def _check_distinct_work_dirs(combinations: Sequence[Combination]) -> None:
+    """Two combinations must not share a work dir (a value listed twice, or names equal once made filesystem-safe)."""
+    seen: dict[Path, Combination] = {}
+    for combination in combinations:
+        other = seen.setdefault(combination.work_dir, combination)
+        if other is not combination:
+            raise ConfigError(f"--grid values {other.values} and {combination.values} would share the run directory "
+                              f"{combination.work_dir}; list each value once")
+
+
 def train_command(config: str, combination: Combination, extra_options: Sequence[str], launcher: str) -> list[str]:
     command = [sys.executable, "-u", "-m", "trainyard", "train", config, "--work-dir", str(combination.work_dir)]
     if combination.action == "resume":
@@ -93,15 +180,29 @@ def srun_prefix(partition: str, job_name: str) -> list[str]:
             *shlex.split(os.environ.get("SRUN_ARGS", ""))]
 
 
+def outcome(combination: Combination, exit_status: int) -> str:
+    """``'finished'``, or why the run did not finish.
+
+    Exit status 0 is not proof enough: a launcher that ran nothing (a misconfigured
+    ``srun``, a wrapper script) also exits 0. A run counts as finished only when its
+    work dir holds a run whose log ends with ``run status: finished``.
+    """
+    if exit_status != 0:
+        return f"exit status {exit_status}"
+    if not any(read_run(run_dir).status == "finished" for run_dir in find_runs([combination.work_dir])):
+        return f"exit status 0, but {combination.work_dir} holds no finished run (nothing was trained there)"
+    return "finished"
+
+
 def run_sweep(config: str, combinations: Sequence[Combination], extra_options: Sequence[str] = (), launcher: str = "none",
-              partition: str | None = None, echo: Any = print) -> dict[str, int]:
-    """Train every combination that is not finished; returns ``{name: exit status}`` of those started.
+              partition: str | None = None, echo: Any = print) -> dict[str, str]:
+    """Train every combination that is not finished; returns ``{name: outcome}`` (see :func:`outcome`) of those started.
 
     Each run's console output goes to ``<work_dir>/sweep_console.log``.
     """
     if launcher == "slurm" and not partition:
         raise ConfigError("--launcher slurm needs --partition")
-    statuses: dict[str, int] = {}
+    outcomes: dict[str, str] = {}
     started: list[tuple[Combination, subprocess.Popen, Any]] = []
     todo = [c for c in combinations if c.action != "skip"]
     for combination in combinations:
@@ -118,11 +219,15 @@ def run_sweep(config: str, combinations: Sequence[Combination], extra_options: S
         if launcher == "slurm":
             started.append((combination, process, console))  # jobs run side by side on the cluster
             continue
-        statuses[combination.name] = process.wait()
-        console.close()
-        echo(f"       {combination.name}: {'finished' if statuses[combination.name] == 0 else f'exit status {statuses[combination.name]}'}")
+        outcomes[combination.name] = _wait_for(combination, process, console, echo)
     for combination, process, console in started:
-        statuses[combination.name] = process.wait()
-        console.close()
-        echo(f"       {combination.name}: {'finished' if statuses[combination.name] == 0 else f'exit status {statuses[combination.name]}'}")
-    return statuses
+        outcomes[combination.name] = _wait_for(combination, process, console, echo)
+    return outcomes
+
+
+def _wait_for(combination: Combination, process: subprocess.Popen, console: Any, echo: Any) -> str:
+    exit_status = process.wait()
+    console.close()
+    result = outcome(combination, exit_status)
+    echo(f"       {combination.name}: {result}")
+    return result

@@ -14,13 +14,18 @@ class EMAHook(Hook):
 
     Only parameters are averaged; buffers (batch-norm running statistics, counters)
     are copied from the training model, so they always describe real activations.
-    Accumulation micro-steps that do not step the optimizer leave the average alone.
+    Only real optimizer steps count: accumulation micro-steps and steps that
+    GradScaler skipped (non-finite fp16 gradients) leave the average alone.
 
     Validation and test run with the averaged weights, and the training weights are
     put back afterwards. A checkpoint holds the averaged weights as its
     ``state_dict`` (as MMEngine's EMA does), so ``trainyard test``, ``load_from`` and
     anything else reading a checkpoint's weights get the model that was validated;
     the training weights travel in this hook's state and come back on resume.
+    What a checkpoint holds does not depend on the hook's priority: one saved before
+    this hook's ``after_train_iter`` already includes that step in the average, and one
+    saved while evaluation holds the average in the model (the best checkpoint, when
+    the checkpoint hook runs first) still stores the training weights apart.
 
     Args:
         momentum: weight of the current parameters in each update.
@@ -37,6 +42,9 @@ class EMAHook(Hook):
         self._ema: dict[str, torch.Tensor] = {}
         self._parameter_keys: list[str] = []
         self._buffer_keys: list[str] = []
+        self._averaged_iter = -1
+        self._stashed_training_weights: dict[str, torch.Tensor] | None = None
+        """The training weights while validation or test runs with the average in the model."""
         self._training_weights: dict[str, torch.Tensor] | None = None
 
     def before_run(self, runner: Any) -> None:
@@ -47,34 +55,37 @@ class EMAHook(Hook):
             self._ema = {k: v.detach().clone() for k, v in state.items()}
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        if not runner.optim_wrapper.stepped:
+        self._average_this_step(runner)
+
+    def _average_this_step(self, runner: Any) -> None:
+        """Fold this iteration's optimizer step into the average once, whether a save or this hook asks first."""
+        if not runner.optim_wrapper.stepped or self._averaged_iter == runner.iter:
             return
-        state = runner.unwrapped_model.state_dict()
+        self._averaged_iter = runner.iter
+        state = self._stashed_training_weights or runner.unwrapped_model.state_dict()
         weight = self.momentum if runner.iter > self.begin_iter else 1.0
         with torch.no_grad():
             torch._foreach_lerp_([self._ema[k] for k in self._parameter_keys], [state[k] for k in self._parameter_keys], weight)
             for key in self._buffer_keys:
                 self._ema[key].copy_(state[key])
 
-    def _swap(self, runner: Any) -> None:
-        model = runner.unwrapped_model
-        current = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        model.load_state_dict(self._ema)
-        self._ema = current
-
     def before_val_epoch(self, runner: Any) -> None:
-        self._swap(runner)
+        model = runner.unwrapped_model
+        self._stashed_training_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(self._ema)
 
     def after_val_epoch(self, runner: Any, metrics: dict[str, float] | None = None) -> None:
-        self._swap(runner)
+        runner.unwrapped_model.load_state_dict(self._stashed_training_weights)
+        self._stashed_training_weights = None
 
     before_test_epoch = before_val_epoch
     after_test_epoch = after_val_epoch
 
     def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
         """Store the averaged weights as the model's and the training weights with this hook."""
+        self._average_this_step(runner)
         own = checkpoint["hooks"][runner.dispatcher.state_key(self)]
-        own["training_weights"] = checkpoint["state_dict"]
+        own["training_weights"] = self._stashed_training_weights or checkpoint["state_dict"]
         checkpoint["state_dict"] = {k: v.detach().clone() for k, v in self._ema.items()}
         checkpoint["meta"]["weights"] = "ema"
 

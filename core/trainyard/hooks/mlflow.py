@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from trainyard.errors import ConfigError
 from trainyard.hooks.hook import Hook
@@ -33,6 +34,36 @@ def git_commit(directory: Path) -> str | None:
         return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.TimeoutExpired):
         return None
+
+
+_WHAT_WORKS = ("leave tracking_uri unset for the local default sqlite:///mlruns/mlflow.db, or give "
+               "'sqlite:///<folder>/mlflow.db' or a server 'http://host:5000'")
+
+
+def check_tracking_uri(uri: str, where: str) -> None:
+    """Refuse a local MLflow store that cannot work when the hook is built, not at the first logged line.
+
+    Only local stores are checked (a folder, ``sqlite:///``): a server is not contacted here.
+    """
+    scheme = urlparse(uri).scheme
+    if scheme in ("", "file"):
+        from mlflow import environment_variables
+
+        allowed = getattr(environment_variables, "MLFLOW_ALLOW_FILE_STORE", None)
+        if allowed is not None and not allowed.get():
+            raise ConfigError(f"MLflowLoggerHook {where}={uri!r} is a folder (MLflow's file store), which this MLflow "
+                              f"refuses unless MLFLOW_ALLOW_FILE_STORE=true; {_WHAT_WORKS}")
+        _require_writable(Path(uri[len("file://"):] if scheme == "file" else uri), uri, where)
+    elif scheme == "sqlite" and uri[len("sqlite:///"):]:
+        _require_writable(Path(uri[len("sqlite:///"):]).parent, uri, where)
+
+
+def _require_writable(folder: Path, uri: str, where: str) -> None:
+    """``folder`` exists or can be created, and can be written to."""
+    existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        reason = "is a file" if not existing.is_dir() else "cannot be written to"
+        raise ConfigError(f"MLflowLoggerHook {where}={uri!r}: {existing} {reason}; {_WHAT_WORKS}")
 
 
 class MLflowLoggerHook(Hook):
@@ -67,6 +98,9 @@ class MLflowLoggerHook(Hook):
         if log_checkpoint not in ("path", "file", None):
             raise ConfigError(f"MLflowLoggerHook log_checkpoint must be 'path', 'file' or None, got {log_checkpoint!r}")
         _mlflow()
+        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if uri:
+            check_tracking_uri(uri, "tracking_uri" if tracking_uri else "MLFLOW_TRACKING_URI")
         self.experiment_name = experiment_name
         self.run_name = run_name
         self.tracking_uri = tracking_uri

@@ -25,6 +25,8 @@ class SmallCNN(nn.Module):
             in_channels = out_channels
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(in_channels, num_classes)
+        self.min_input_size = 2 ** len(channels)
+        """Each block halves the image: a smaller side cannot be pooled (the Predictor pads up to it)."""
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(inputs).mean(dim=(2, 3)))

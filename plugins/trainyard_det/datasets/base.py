@@ -15,6 +15,7 @@ evaluates against, exactly as COCO's own evaluator would.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,6 +123,30 @@ def _has_area(bbox: Sequence[float]) -> bool:
 def _xyxy(bbox: Sequence[float]) -> list[float]:
     x, y, w, h = bbox
     return [x, y, x + w, y + h]
+
+
+def check_images_exist(records: Sequence[ImageRecord], source: str) -> None:
+    """Every record's image file is on disk: one listing per image folder, not a stat per file.
+
+    Done when a dataset is built, so a missing file stops the run at the start instead of
+    whenever a batch happens to draw it (listing COCO's 118k train images takes about a second).
+    """
+    by_folder: dict[str, list[ImageRecord]] = {}
+    for record in records:
+        by_folder.setdefault(os.path.dirname(record.file), []).append(record)
+    missing = []
+    for folder, in_folder in by_folder.items():
+        try:
+            present = {entry.name for entry in os.scandir(folder or ".")}
+        except (FileNotFoundError, NotADirectoryError):
+            present = set()
+        missing += [record for record in in_folder if os.path.basename(record.file) not in present]
+    if missing:
+        first = missing[0]
+        raise DatasetError(
+            f"{source}: {len(missing)} of the {len(records)} listed images are not on disk, the first: {first.file} "
+            f"(image id {first.image_id}); check the image folder (data_prefix) or remove them from the annotations"
+        )
 
 
 def check_box(bbox: Sequence[float], record: ImageRecord, source: str, annotation_id: Any, tolerance: float = 1.0) -> list[float]:

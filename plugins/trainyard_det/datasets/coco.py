@@ -13,7 +13,7 @@ import torch
 
 from trainyard import DatasetError
 from trainyard.images import read_image
-from trainyard_det.datasets.base import DetDataset, ImageRecord, check_box
+from trainyard_det.datasets.base import DetDataset, ImageRecord, check_box, check_images_exist
 
 
 def load_coco(ann_file: Path) -> Any:
@@ -43,8 +43,9 @@ class CocoDetection(DetDataset):
     0..K-1 in id order; ``classes`` picks and orders a subset by name. Crowd boxes
     (``iscrowd=1``) are not trained on and are evaluated as COCO does (matches to
     them are ignored). Boxes of zero width or height are not trained on; their count
-    is logged. A box reaching outside its image, an unknown category id or a missing
-    image is an error naming the file and the annotation or image id.
+    is logged. A box reaching outside its image, an unknown category id or a listed
+    image that is not on disk is an error when the dataset is built, naming the file
+    and the annotation or image id.
 
     Args:
         ann_file: the annotation JSON.
@@ -94,6 +95,7 @@ class CocoDetection(DetDataset):
                 "area": float(annotation.get("area", bbox[2] * bbox[3])),
                 "iscrowd": int(annotation.get("iscrowd", 0)),
             })
+        check_images_exist(list(records.values()), str(path))
         self.finish_records(list(records.values()), str(path))
 
     def read_image(self, record: ImageRecord) -> torch.Tensor:

@@ -11,7 +11,7 @@ import torch
 
 from trainyard import DatasetError
 from trainyard.images import read_image
-from trainyard_det.datasets.base import DetDataset, ImageRecord, check_box
+from trainyard_det.datasets.base import DetDataset, ImageRecord, check_box, check_images_exist
 
 
 class VOCDetection(DetDataset):
@@ -41,6 +41,7 @@ class VOCDetection(DetDataset):
                 raise DatasetError(f"VOC split file not found: {split_file}")
             for name in split_file.read_text().split():
                 records.append(self._parse(root, name, len(records), label_of))
+        check_images_exist(records, f"{data_root} VOC {split}")
         self.finish_records(records, f"{data_root} VOC {split}")
 
     def _parse(self, root: Path, name: str, image_id: int, label_of: dict[str, int]) -> ImageRecord:

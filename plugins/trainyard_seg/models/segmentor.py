@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from trainyard import ImageDataPreprocessor
+from trainyard import DatasetError, ImageDataPreprocessor
 from trainyard_seg import IGNORE_INDEX
 
 
@@ -50,12 +50,26 @@ class Segmentor(nn.Module):
         inputs = batch["inputs"]
         outputs = self.logits(inputs)
         if mode == "loss":
-            return self.loss(outputs, batch["targets"])
+            return self._loss_naming_labels_outside_the_classes(outputs, batch)
         if mode == "predict":
             return self.predict(outputs["out"], batch)
         if mode == "tensor":
             return outputs["out"]
         raise ValueError(f"unknown mode {mode!r}; use 'loss', 'predict' or 'tensor'")
+
+    def _loss_naming_labels_outside_the_classes(self, outputs: dict[str, torch.Tensor], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The loss; when ``cross_entropy`` rejects a label value, one line naming the sample's file and the value.
+
+        The labels are inspected only after the loss failed, so a training step pays
+        nothing for the check (a dataset that lists its classes checks them earlier, in
+        its workers). On the CPU an out-of-range label raises ``IndexError``; on CUDA it
+        is a device-side assert, which leaves nothing to inspect, so the check is CPU-only.
+        """
+        try:
+            return self.loss(outputs, batch["targets"])
+        except IndexError:
+            raise_for_labels_outside(batch["targets"], batch.get("meta"), self.num_classes, self.ignore_index)
+            raise
 
     def loss(self, outputs: dict[str, torch.Tensor], targets: torch.Tensor) -> dict[str, torch.Tensor]:
         size = targets.shape[-2:]
@@ -74,6 +88,19 @@ class Segmentor(nn.Module):
         if len(set(sizes)) == 1:
             return label_map(resize_logits(logits, sizes[0]))
         return [label_map(resize_logits(logits[i : i + 1], size))[0] for i, size in enumerate(sizes)]
+
+
+def raise_for_labels_outside(targets: torch.Tensor, metas: list[dict[str, Any]] | None, num_classes: int, ignore_index: int) -> None:
+    """Raise :class:`DatasetError` naming the first sample of ``targets`` holding a value that is neither a class nor ignored."""
+    for index, label_map in enumerate(targets):
+        values = [v for v in torch.unique(label_map).tolist() if not 0 <= v < num_classes and v != ignore_index]
+        if values:
+            source = (metas[index] if metas else {}).get("file", f"sample {index} of the batch")
+            raise DatasetError(
+                f"{source}: label map holds class values {values}, but model.num_classes={num_classes} "
+                f"(0-{num_classes - 1}; {ignore_index} is ignored). Fix the label file, map the values with the dataset's "
+                "label_map, or set model.num_classes"
+            ) from None
 
 
 def resize_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -50,6 +50,8 @@ class UNet(Segmentor):
         self.upsample = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(depth)))
         self.decoder = nn.ModuleList(_DoubleConv(2 * widths[i], widths[i], norm) for i in reversed(range(depth)))
         self.head = nn.Conv2d(widths[0], num_classes, 1)
+        self.min_input_size = 2**depth
+        """Each stage halves the image: a smaller side cannot be pooled (the Predictor pads up to it)."""
 
     def logits(self, inputs):
         skips = []
