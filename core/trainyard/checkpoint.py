@@ -22,6 +22,7 @@ refused unless the user names the classes to trust in ``TRAINYARD_SAFE_GLOBALS``
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import random
@@ -66,6 +67,7 @@ __all__ = [
     "checkpoints_of_earlier_run",
     "newest_intact_checkpoint",
     "last_checkpoint",
+    "latest_first",
 ]
 
 LAST_CHECKPOINT = "last_checkpoint"
@@ -99,15 +101,24 @@ def _temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{_HOST}-{os.getpid()}")
 
 
-def _lock_while_writing(file: IO[bytes]) -> None:
-    """The writer holds an exclusive ``flock`` on its temporary file until it is closed (or the process dies).
+def _lock_while_writing(file: IO[bytes], path: Path) -> None:
+    """The writer holds an exclusive ``flock`` on its temporary file until it is renamed and closed (or the process dies).
 
     A host name or PID in the name cannot tell a live save from an abandoned one: in
     containers PIDs repeat and host names change per pod. The lock can, also across
-    machines sharing the volume (Linux maps ``flock`` to NFS locks).
+    machines sharing the volume (Linux maps ``flock`` to NFS locks). A cleaner that
+    removed the file between its creation and the lock is noticed (the name no longer
+    leads to the locked file), and the write fails loudly instead of vanishing.
     """
-    if fcntl is not None:
-        fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+    if fcntl is None:
+        return
+    fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+    try:
+        same = os.path.samestat(os.fstat(file.fileno()), os.stat(path))
+    except FileNotFoundError:
+        same = False
+    if not same:
+        raise OSError(errno.ENOENT, "the temporary file was removed by another process before it was locked", str(path))
 
 
 def _remove_if_abandoned(path: Path) -> int | None:
@@ -151,11 +162,11 @@ def _atomic_write(path: Path, write: Any) -> None:
     temporary = _temporary_path(path)
     try:
         with open(temporary, "wb") as file:
-            _lock_while_writing(file)
+            _lock_while_writing(file, temporary)
             write(file)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, path)
+            os.replace(temporary, path)  # still locked: a cleaner never sees this file unlocked before the rename
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -284,7 +295,7 @@ def _saved_progress(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def _latest_first(paths: Sequence[Path], hint: Path | None = None) -> list[Path]:
+def latest_first(paths: Sequence[Path], hint: Path | None = None) -> list[Path]:
     """Checkpoints furthest in training first, by their saved iteration and epoch.
 
     Modification times are no guide (``cp -r`` without ``-p`` reorders them); they only
@@ -303,14 +314,14 @@ def _latest_first(paths: Sequence[Path], hint: Path | None = None) -> list[Path]
 
 def checkpoints_of_earlier_run(work_dir: Path) -> list[Path]:
     """The checkpoint files and pointer a previous run left in ``work_dir`` (latest first)."""
-    found = _latest_first(_checkpoint_files(work_dir))
+    found = latest_first(_checkpoint_files(work_dir))
     pointer = work_dir / LAST_CHECKPOINT
     return found + [pointer] if pointer.is_file() else found
 
 
 def newest_intact_checkpoint(directory: Path, exclude: Path | None = None) -> Path | None:
     """The checkpoint in ``directory`` furthest in training whose archive is complete."""
-    for path in _latest_first(_checkpoint_files(directory), _pointer_target(directory)):
+    for path in latest_first(_checkpoint_files(directory), _pointer_target(directory)):
         if (exclude is None or path.resolve() != exclude.resolve()) and _is_intact(path):
             return path
     return None
@@ -396,15 +407,17 @@ def collect_state(runner: Runner) -> dict[str, Any]:
 
 
 def non_finite_weights(model: torch.nn.Module) -> list[str]:
-    """Names of the model's parameters and floating-point buffers holding NaN or infinity (one device sync).
+    """Names of the model's parameters holding NaN or infinity, and of its floating-point buffers holding NaN (one device sync).
 
-    Buffers count: a batch-norm running statistic can turn NaN while the loss stays finite.
+    Buffers count because a batch-norm running statistic can turn NaN while the loss
+    stays finite; only NaN, since a buffer may hold infinity by design (an attention mask).
     """
-    named = [(name, t) for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_floating_point()]
-    if not named:
+    parameters = [(name, p.detach()) for name, p in model.named_parameters() if p.is_floating_point()]
+    buffers = [(name, b) for name, b in model.named_buffers() if b.is_floating_point()]
+    checks = [torch.isfinite(p).all() for _, p in parameters] + [~torch.isnan(b).any() for _, b in buffers]
+    if not checks:
         return []
-    finite = torch.stack([torch.isfinite(p.detach()).all() for _, p in named]).cpu()
-    return [name for (name, _), ok in zip(named, finite.tolist()) if not ok]
+    return [name for (name, _), ok in zip(parameters + buffers, torch.stack(checks).cpu().tolist()) if not ok]
 
 
 def save(runner: Runner, filename: str) -> Path | None:
@@ -473,6 +486,27 @@ class ResumeSource:
         for key in ("meta", "state_dict", "loop"):
             if key not in self.state:
                 raise CheckpointError(f"{path} cannot be resumed from: it has no '{key}' (a weights-only file? use load_from)")
+        problem = _resume_state_problem(self.state)
+        if problem:
+            raise CheckpointError(f"{path} cannot be resumed from: {problem}; it was not written by trainyard, or was altered")
+
+
+def _is_count(value: Any, lowest: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lowest <= value < 2**63
+
+
+def _resume_state_problem(state: Mapping[str, Any]) -> str | None:
+    """What in a checkpoint's resume state is not what trainyard writes (a file from elsewhere is data to check, not trust)."""
+    meta, loop, optimizer = state["meta"], state["loop"], state.get("optimizer", {})
+    if not isinstance(meta, Mapping) or not isinstance(loop, Mapping) or not isinstance(optimizer, Mapping):
+        return "'meta', 'loop' and 'optimizer' must be dicts"
+    if meta.get("seed") is not None and not _is_count(meta["seed"]):
+        return f"meta['seed'] is {meta['seed']!r}, not a whole number"
+    if not _is_count(loop.get("iter")) or not _is_count(loop.get("iters_per_epoch", 1), lowest=1):
+        return f"loop position {dict(loop)!r} is not an iteration count with a positive epoch length"
+    if not isinstance(optimizer.get("partial_grads", []), list) or not isinstance(state.get("rng", []), list):
+        return "optimizer['partial_grads'] and 'rng' must be lists (one entry per rank)"
+    return None
 
 
 def _pointer_target(work_dir: Path) -> Path | None:
@@ -518,7 +552,7 @@ def resume_source(resume: bool | str | None, work_dir: Path) -> tuple[ResumeSour
     candidates = _checkpoint_files(work_dir)
     if pointer is not None and pointer.is_file() and pointer.resolve() not in {c.resolve() for c in candidates}:
         candidates.append(pointer)
-    candidates = _latest_first(candidates, pointer)
+    candidates = latest_first(candidates, pointer)
     notes: list[str] = []
     if pointer is not None and not pointer.is_file():
         notes.append(f"{work_dir / LAST_CHECKPOINT} names {pointer}, which does not exist")

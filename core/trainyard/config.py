@@ -221,7 +221,12 @@ def import_custom_modules(cfg: Config) -> None:
 
 
 class DictCallsToLiterals(ast.NodeTransformer):
-    """``dict(a=1)`` -> ``{'a': 1}``, so configs' usual spelling parses as a literal."""
+    """``dict(a=1)`` -> ``{'a': 1}``, so configs' usual spelling parses as a literal; ``inf`` and ``nan`` (how a saved config writes ``float('inf')``) are floats."""
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id in ("inf", "nan"):
+            return ast.copy_location(ast.Constant(float(node.id)), node)
+        return node
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
@@ -269,8 +274,8 @@ def config_from_saved_text(text: str, source: str) -> Config:
     """
     try:
         values, others = literal_assignments(text)
-    except (SyntaxError, ValueError) as exc:
-        raise ConfigError(f"the config saved in {source} cannot be parsed ({type(exc).__name__}: {exc}); "
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+        raise ConfigError(f"the config saved in {source} cannot be parsed ({type(exc).__name__}: {str(exc)[:200]}); "
                           "give the config file too") from None
     if others:
         line, name, code = others[0]

@@ -38,7 +38,7 @@ from torch import nn
 from trainyard.errors import ExportError
 from trainyard.inference import Predictor, Task
 
-__all__ = ["FORMATS", "DeployModel", "ExportResult", "export_model"]
+__all__ = ["FORMATS", "DeployModel", "ExportResult", "export_model", "export_sample"]
 
 logger = logging.getLogger("trainyard")
 
@@ -332,3 +332,24 @@ def export_model(predictor: Predictor, format: str, path: str | Path, sample: to
         raise ExportError(f"{type(model).__name__} cannot be exported as {format}: {exc}{hint}") from None
     logger.info(f"exported {format} to {path}: max abs difference to PyTorch {result.max_abs_diff:.3g}")
     return result
+
+
+def export_sample(predictor: Predictor, input_size: Sequence[int] | None = None) -> torch.Tensor:
+    """A real image to trace and check with: the test set's first, after the test pipeline; or noise of ``input_size``."""
+    if input_size:
+        if min(input_size) < predictor.min_input_size:
+            raise ExportError(f"--input-size {input_size[0]} {input_size[1]} is smaller than {type(predictor.model).__name__} "
+                              f"runs on: give sides of at least {predictor.min_input_size}")
+        return torch.randint(0, 256, (3, *input_size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    from trainyard.registry import DATASETS
+
+    for key in ("test_dataloader", "val_dataloader"):
+        dataset_cfg = (predictor.cfg.get(key) or {}).get("dataset")
+        if dataset_cfg is None:
+            continue
+        try:
+            return DATASETS.build(dataset_cfg)[0]["inputs"]
+        except Exception as exc:  # noqa: BLE001 - the dataset may not be on this machine
+            raise ExportError(f"cannot read a sample image from {key}.dataset ({type(exc).__name__}: {exc}); "
+                              "give the input size instead: --input-size HEIGHT WIDTH") from None
+    raise ExportError("the config has no test or val dataset to take a sample image from; give --input-size HEIGHT WIDTH")

@@ -118,7 +118,7 @@ def find_checkpoint(source: str | Path) -> Path:
     """The checkpoint a run or checkpoint path names.
 
     A file is itself. A work dir gives its best checkpoint (``best_*.pth``, the
-    newest), else the one ``last_checkpoint`` names, else its newest intact one. A
+    latest in training), else the one ``last_checkpoint`` names, else its newest intact one. A
     run directory (``work_dir/<timestamp>``) is looked up in its work dir.
     """
     path = Path(source)
@@ -127,9 +127,9 @@ def find_checkpoint(source: str | Path) -> Path:
     if not path.is_dir():
         raise CheckpointError(f"{path} does not exist: give a checkpoint file, or a work dir or run directory holding checkpoints")
     for folder in (path, path.parent) if (path / "config.py").is_file() else (path,):
-        best = sorted(folder.glob("best_*.pth"), key=lambda p: p.stat().st_mtime_ns)
+        best = checkpoint.latest_first(list(folder.glob("best_*.pth")))
         if best:
-            return best[-1]
+            return best[0]
         found = checkpoint.last_checkpoint(folder) or checkpoint.newest_intact_checkpoint(folder)
         if found is not None:
             return found
@@ -348,7 +348,11 @@ class Predictor:
         state = checkpoint.read_checkpoint(path)
         meta = state.get("meta") if isinstance(state.get("meta"), Mapping) else {}
         cfg = _config_for(path, meta, config)
-        metainfo = dict(meta.get("dataset_meta") or {}) or _dataset_metainfo(cfg)
+        saved_metainfo = meta.get("dataset_meta") or {}
+        if not isinstance(saved_metainfo, Mapping) or not isinstance(cfg.get("model") or {}, Mapping):
+            raise CheckpointError(f"{path}: its dataset_meta or its config's model is not a dict; it was not written by "
+                                  "trainyard, or was altered. Give the config file too, or use another checkpoint")
+        metainfo = dict(saved_metainfo) or _dataset_metainfo(cfg)
         model_cfg = dict(cfg.get("model") or {})
         if not model_cfg:
             raise ConfigError(f"the config of {path} has no 'model'")

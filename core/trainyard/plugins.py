@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from trainyard.registry import Registry
 
-__all__ = ["hookimpl", "PluginRecord", "load_plugins", "plugin_records", "failed_plugins", "fill_registry"]
+__all__ = ["hookimpl", "PluginRecord", "load_plugins", "plugin_records", "failed_plugins", "fill_registry", "plugin_listing"]
 
 ENTRY_POINT_GROUP = "trainyard.plugins"
 hookimpl = pluggy.HookimplMarker("trainyard")
@@ -192,3 +192,50 @@ def plugin_records() -> list[PluginRecord]:
 def failed_plugins() -> list[str]:
     """One line per plugin that failed, for error messages."""
     return [f"{r.name} ({'; '.join(r.problems)})" for r in _state.records.values() if r.status == "failed"]
+
+
+def plugin_listing() -> list[str]:
+    """What ``trainyard plugins`` prints: each plugin, its distribution and version, problems, what it registered, the configs it ships.
+
+    Components registered by trainyard itself or by an imported library (not through an
+    entry point) are listed after the plugins, under their origin.
+    """
+    from trainyard.registry import ROOT_REGISTRIES
+
+    by_plugin: dict[str, dict[str, list[str]]] = {}
+    origins = {}
+    for registry in ROOT_REGISTRIES:
+        for entry in registry.entries():
+            by_plugin.setdefault(entry.origin.plugin, {}).setdefault(registry.kind, []).append(entry.name)
+            origins.setdefault(entry.origin.plugin, entry.origin)
+    lines = []
+    for record in plugin_records():
+        lines.append(f"{record.name}  [{record.status}]  {record.distribution or '?'} {record.version or ''}".rstrip())
+        lines.append(f"  entry point: {record.name} = {record.entry_point}")
+        lines.extend(f"  problem: {p}" for p in record.problems)
+        lines.extend(_registered_lines(by_plugin.pop(record.name, {})))
+        lines.extend(_config_lines(record.name))
+    for plugin, registered in sorted(by_plugin.items()):
+        origin = origins[plugin]
+        label = "built in" if plugin == "trainyard" else (
+            f"library {origin.distribution} {origin.version or ''}".rstrip() if origin.distribution else "registered by import")
+        lines.append(f"{plugin}  [{label}]")
+        lines.extend(_registered_lines(registered))
+        lines.extend(_config_lines(plugin))
+    return lines
+
+
+def _registered_lines(registered: dict[str, list[str]]) -> list[str]:
+    if not registered:
+        return ["  registers nothing"]
+    return [f"  {kind} ({len(names)}): {', '.join(sorted(names))}" for kind, names in registered.items()]
+
+
+def _config_lines(scope: str, shown: int = 4) -> list[str]:
+    """The configs a plugin's package ships, by the names ``_base_`` takes (runnable ones first)."""
+    from trainyard.config_scopes import shipped_configs
+
+    names = sorted(shipped_configs(scope), key=lambda name: ("_base_/" in name, name))
+    if not names:
+        return []
+    return [f"  configs ({len(names)}): {', '.join(names[:shown])}" + (", ..." if len(names) > shown else "")]

@@ -169,8 +169,8 @@ class Runner:
     def _choose_run_dir(self) -> Path:
         """``work_dir/<timestamp>``; a resumed run continues in its checkpoint's directory."""
         previous = checkpoint.run_dir_of(self._resume_source)
-        if previous is not None and previous.parent.resolve() == self.work_dir.resolve():
-            return previous
+        if previous is not None and previous.name not in ("", ".", "..") and previous.parent.resolve() == self.work_dir.resolve():
+            return self.work_dir / previous.name  # a folder of this work dir, whatever the (foreign) checkpoint says
         stamp = dist.broadcast_object(time.strftime("%Y%m%d_%H%M%S"))
         return self.work_dir / stamp
 

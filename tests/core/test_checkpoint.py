@@ -352,6 +352,66 @@ def test_a_non_finite_batch_norm_statistic_is_never_saved(tmp_path):
     assert not (tmp_path / "iter_4.pth").exists()
 
 
+class InfiniteMaskBuffer(Hook):
+    """Gives the model a buffer that holds infinity by design, as an attention mask does."""
+
+    def before_train(self, runner):
+        runner.unwrapped_model.register_buffer("mask", torch.full((2, 2), float("-inf")).triu(1))
+
+
+def test_a_buffer_holding_infinity_by_design_does_not_stop_saving(tmp_path):
+    runner = Runner.from_cfg(tiny_cfg(tmp_path, "train_cfg.max_epochs=1", "model.batch_norm=True"))
+    runner.register_hook(InfiniteMaskBuffer())
+    runner.train()
+    assert torch.isinf(read_checkpoint(tmp_path / "epoch_1.pth")["state_dict"]["mask"]).any()
+
+
+def test_a_cleaner_running_just_before_the_rename_cannot_take_a_live_save(tmp_path, monkeypatch):
+    import os
+
+    import trainyard.checkpoint as storage
+
+    real_replace, removed = os.replace, []
+
+    def clean_then_replace(source, destination):
+        removed.extend(remove_stale_temporaries(tmp_path))  # another process starting in the same work dir
+        real_replace(source, destination)
+
+    monkeypatch.setattr(storage.os, "replace", clean_then_replace)
+    atomic_save({"value": torch.tensor([1.0])}, tmp_path / "iter_2.pth")
+    assert removed == [] and torch.equal(read_checkpoint(tmp_path / "iter_2.pth")["value"], torch.tensor([1.0]))
+
+
+def test_a_foreign_checkpoints_run_dir_cannot_lead_outside_the_work_dir(tmp_path):
+    source = tmp_path / "elsewhere"
+    Runner.from_cfg(tiny_cfg(source, "train_cfg.max_epochs=1")).train()
+    state = read_checkpoint(source / "epoch_1.pth")
+    work_dir = tmp_path / "exp"
+    state["meta"]["run_dir"] = str(work_dir / "..")
+    torch.save(state, tmp_path / "crafted.pth")
+    (tmp_path / "config.py").write_text("mine = 1\n")
+    runner = Runner.from_cfg(tiny_cfg(work_dir, "train_cfg.max_epochs=2", resume=str(tmp_path / "crafted.pth")))
+    runner.train()
+    assert runner.run_dir.parent == work_dir and (tmp_path / "config.py").read_text() == "mine = 1\n"
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda s: s["meta"].__setitem__("seed", "abc"), "meta['seed'] is 'abc', not a whole number"),
+    (lambda s: s["meta"].__setitem__("seed", 2**80), "not a whole number"),
+    (lambda s: s.__setitem__("meta", "x"), "must be dicts"),
+    (lambda s: s["loop"].__setitem__("iters_per_epoch", 0), "positive epoch length"),
+    (lambda s: s["optimizer"].__setitem__("partial_grads", 5), "must be lists"),
+])
+def test_a_crafted_resume_state_is_refused_in_one_line(edit, problem, tmp_path):
+    Runner.from_cfg(tiny_cfg(tmp_path / "run", "train_cfg.max_epochs=1")).train()
+    state = read_checkpoint(tmp_path / "run" / "epoch_1.pth")
+    edit(state)
+    torch.save(state, tmp_path / "crafted.pth")
+    result = run_trainyard("train", "tests/configs/tiny.py", "--work-dir", str(tmp_path / "new"), "--resume", str(tmp_path / "crafted.pth"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "crafted.pth cannot be resumed from: " in result.stderr and problem in result.stderr
+
+
 # what a killed run leaves behind ------------------------------------------------------------
 
 

@@ -6,7 +6,8 @@ import shlex
 import pytest
 from conftest import run_trainyard
 
-from trainyard.cli import _resume_command, build_parser
+from trainyard.cli import build_parser
+from trainyard.cli.train import resume_command
 
 
 def test_tiny_config_trains_validates_and_tests(tmp_path):
@@ -111,12 +112,14 @@ def test_the_continue_command_keeps_the_options_that_shape_training(tmp_path):
         "train", "cfg.py", "--seed", "5", "--amp", "--deterministic", "--launcher", "pytorch", "--load-from", "w.pth",
         "--overwrite", "--resume", "other/iter_4.pth", "--cfg-options", "a=1", "b=[1, 2]",
     ])
-    words = shlex.split(_resume_command(given, tmp_path / "work"))
+    words = shlex.split(resume_command(given, tmp_path / "work"))
     assert words[:2] == ["trainyard", "train"]
     again = build_parser().parse_args(words[1:])
     assert (again.config, again.work_dir, again.seed, again.amp, again.deterministic, again.launcher, again.cfg_options) == (
         "cfg.py", str(tmp_path / "work"), 5, True, True, "pytorch", ["a=1", "b=[1, 2]"])
-    assert (again.resume, again.load_from, again.overwrite) == ("auto", None, False)  # its own newest checkpoint
+    assert (again.resume, again.load_from, again.overwrite) == ("auto", "w.pth", False)  # its own newest checkpoint wins
+    before_any_save = build_parser().parse_args(shlex.split(resume_command(given, tmp_path / "work", saved=False))[1:])
+    assert before_any_save.resume == "other/iter_4.pth"  # nothing saved yet: start again from where it started
 
 
 def test_training_with_persistent_data_workers_exits_when_done(tmp_path):

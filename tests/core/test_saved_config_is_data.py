@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import QUICK_RUNS, REPO, write_images
 
-from trainyard import ConfigError, cli
+from trainyard import ConfigError, TrainyardError, cli
 from trainyard.checkpoint import read_checkpoint
 from trainyard.config import config_from_saved_text
 from trainyard.inference import Predictor
@@ -128,3 +128,30 @@ def test_anything_but_literal_assignments_is_refused_by_name(text, offending):
 def test_the_pprint_form_of_a_config_reads_back():
     cfg = config_from_saved_text("{'model': {'type': 'X', 'depth': (1, 2)}, 'work_dir': None}", "here")
     assert cfg.model.depth == (1, 2) and cfg.work_dir is None
+
+
+def test_infinity_in_a_saved_config_reads_back_as_a_float():
+    cfg = config_from_saved_text("optim_wrapper = dict(clip_grad=dict(max_norm=inf))\n", "here")
+    assert cfg.optim_wrapper.clip_grad.max_norm == float("inf")
+
+
+def test_a_saved_config_nested_beyond_the_parsers_limits_is_one_clear_error(tmp_path, capsys):
+    text = "x = " + "-" * 200_000 + "1\n"
+    with pytest.raises(ConfigError, match="cannot be parsed"):
+        config_from_saved_text(text, "here")
+    run_dir = tmp_path / "work" / "20260101_000000"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.py").write_text(text)
+    (run_dir / "20260101_000000.log").write_text("")
+    assert cli.main(["runs", str(tmp_path / "work")]) == 0  # one bad run folder does not stop the table
+    capsys.readouterr()
+
+
+def test_a_checkpoint_whose_model_or_classes_are_not_dicts_is_refused(quick_run, tmp_path):
+    for name, edit in (("model", lambda s: s["meta"].__setitem__("config", "model = [1, 2]\n")),
+                       ("classes", lambda s: s["meta"].__setitem__("dataset_meta", "abc"))):
+        state = read_checkpoint(quick_run("seg") / "iter_8.pth")
+        edit(state)
+        torch.save(state, tmp_path / f"{name}.pth")
+        with pytest.raises(TrainyardError, match="not a dict; it was not written by trainyard"):
+            Predictor.from_run(tmp_path / f"{name}.pth", device="cpu")

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from trainyard.config import flatten, literal_assignments
+from trainyard.errors import TrainyardError
 from trainyard.run_status import RUN_STATUS
 
-__all__ = ["RunSummary", "find_runs", "read_run", "differing_keys", "filter_runs", "sort_runs", "format_table"]
+__all__ = ["RunSummary", "find_runs", "read_run", "read_runs", "differing_keys", "filter_runs", "sort_runs", "format_table"]
 
 RUNNING_IF_WRITTEN_WITHIN_S = 600.0
 """A run whose log has no final status and was written this recently is taken as still running."""
@@ -74,7 +75,7 @@ def read_config(path: Path) -> dict[str, Any]:
     """A saved ``config.py`` as a flat ``{dotted key: value}``; values that are not literals are kept as source text."""
     try:
         values, others = literal_assignments(path.read_text())
-    except (OSError, SyntaxError, ValueError):
+    except (OSError, SyntaxError, ValueError, MemoryError, RecursionError):
         return {}
     values.update({name: code for _, name, code in others if name is not None})
     return flatten(values)
@@ -133,6 +134,17 @@ def read_run(run_dir: Path, now: float | None = None) -> RunSummary:
         iterations=iterations, wall_s=wall, s_per_iter=(sum(times) / len(times)) if times else None,
         metrics=metrics, config=read_config(run_dir / "config.py"),
     )
+
+
+def read_runs(sources: Sequence[str], required: bool = False) -> list[RunSummary]:
+    """Every run under ``sources``; a source that does not exist is an error, and so is finding none when ``required``."""
+    missing = [source for source in sources if not Path(source).exists()]
+    if missing:
+        raise TrainyardError(f"no such directory: {', '.join(missing)}")
+    runs = [read_run(run_dir) for run_dir in find_runs(sources)]
+    if required and not runs:
+        raise TrainyardError(f"no runs (directories with config.py and a log) under {', '.join(sources)}")
+    return runs
 
 
 def _started(name: str) -> str:
