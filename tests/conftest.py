@@ -74,6 +74,16 @@ def trainyard_log(caplog):
     logger.setLevel(level)
 
 
+def place_in_torch_hub_cache(torch_home: Path, url: str, state: Any) -> Path:
+    """Save ``state`` where torch.hub keeps the download of ``url`` (``TORCH_HOME/hub/checkpoints/<its file name>``): tests never download."""
+    import torch
+
+    path = torch_home / "hub" / "checkpoints" / url.rsplit("/", 1)[1]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def installed_plugins(tmp_path_factory) -> Path:
     """The example and broken plugin packages, installed for real into one directory."""

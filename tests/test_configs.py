@@ -18,4 +18,4 @@ def test_config_resolves_and_every_type_is_registered(path):
 
 
 def test_every_task_has_configs():
-    assert {p.parts[1] for p in EXPERIMENTS} == {"cls", "det", "seg"}
+    assert {p.parts[1] for p in EXPERIMENTS} == {"cls", "det", "seg", "migrated"}

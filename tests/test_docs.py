@@ -11,7 +11,9 @@ examples to fit one of these three kinds:
   part of one. When its first line is a comment naming a file (``# configs/seg/x.py``)
   it is written there, beside a copy of the repository's ``configs/``; otherwise it is
   put on top of the tiny test config. It must load and pass ``validate_config`` as
-  ``trainyard train`` would check it.
+  ``trainyard train`` would check it. When that first line is the name alone and the
+  repository ships that file, the rest of the block is the file, word for word
+  (``# configs/seg/x.py, shortened`` shows a part).
 - A block right after ``<!-- docs-test: skip: WHY -->`` does not run; WHY names what it
   needs that no test has (a dataset, a file that a shell command shown above makes).
   Keep these few.
@@ -181,3 +183,14 @@ def test_every_runner_attribute_the_docs_offer_hooks_exists_during_training(tmp_
 @pytest.mark.parametrize("mode", ["loss", "predict", "tensor"])
 def test_the_model_modes_table_names_each_mode_the_runner_uses(mode):
     assert f"| `'{mode}'` |" in section("### The model")
+
+
+def test_a_config_block_named_after_a_shipped_file_shows_that_file():
+    shown = 0
+    for example in ALL_EXAMPLES:
+        first_line, _, rest = example.code.partition("\n")
+        named = re.fullmatch(r"# ([\w./-]+\.py)", first_line)
+        if example.marker == "config" and named and (REPO / named.group(1)).is_file():
+            assert rest == (REPO / named.group(1)).read_text(), f"{example}: differs from {named.group(1)}"
+            shown += 1
+    assert shown >= 2

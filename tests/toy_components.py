@@ -57,6 +57,20 @@ class ToyDataset(torch.utils.data.Dataset):
         return {"inputs": image, "targets": torch.tensor(label), "meta": {"index": index}}
 
 
+@DATASETS.register()
+class ToyAnnotatedDataset(ToyDataset):
+    """ToyDataset with what a detection annotation tells without loading an image: its size and classes.
+
+    Every fourth image is portrait (taller than wide); an image's classes are its label.
+    """
+
+    def get_data_info(self, index: int) -> dict:
+        return {"width": 8, "height": 12 if index % 4 == 0 else 8}
+
+    def get_cat_ids(self, index: int) -> list:
+        return [index % self.num_classes]
+
+
 @METRICS.register()
 class ToyAccuracy(SumMetric):
     """Top-1 accuracy from correct and total counts (summed across ranks)."""

@@ -1,5 +1,6 @@
 # Faster R-CNN ResNet-50-FPN, 1x schedule (12 epochs, steps at 8 and 11) on COCO 2017.
-# Set data_root to the local COCO copy; 16 images a batch (8 GPUs x 2) for lr 0.02.
+# Set data_root to the local COCO copy; 16 images a batch (8 GPUs x 2) for lr 0.02
+# (auto_scale_lr.base_batch_size; on fewer GPUs add --auto-scale-lr).
 #   tools/dist_train.sh configs/det/faster_rcnn_r50_fpn_1x_coco.py 8
 _base_ = [
     '../_base_/models/faster_rcnn_r50_fpn.py',

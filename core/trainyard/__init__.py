@@ -18,6 +18,7 @@ from trainyard.errors import (
     ModelContractError,
     NonFiniteError,
     PluginError,
+    PretrainedWeightsError,
     RegistryError,
     TrainyardError,
 )
@@ -54,6 +55,8 @@ _LAZY_EXPORTS: dict[str, str] = {
     "to_device": "trainyard.data",
     "ImageDataPreprocessor": "trainyard.preprocess",
     "read_image": "trainyard.images",
+    "under_data_root": "trainyard.dataset_paths",
+    "data_prefix_folders": "trainyard.dataset_paths",
     "load_pretrained_weights": "trainyard.checkpoint",
     "TrainingInterrupted": "trainyard.interrupts",
     "Predictor": "trainyard.inference",
@@ -99,5 +102,6 @@ __all__ = [
     "ExportError",
     "ModelContractError",
     "NonFiniteError",
+    "PretrainedWeightsError",
     *_LAZY_EXPORTS,
 ]

@@ -38,7 +38,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from trainyard import dist
+from trainyard import dist, foreign_checkpoint
 from trainyard.errors import CheckpointError, CheckpointWriteError, NonFiniteError, ResumeMismatchError
 
 try:
@@ -53,6 +53,7 @@ __all__ = [
     "LAST_CHECKPOINT",
     "atomic_save",
     "read_checkpoint",
+    "read_foreign_checkpoint",
     "collect_state",
     "save",
     "resume_source",
@@ -60,6 +61,7 @@ __all__ = [
     "resume",
     "load_weights",
     "load_pretrained_weights",
+    "load_pretrained_state",
     "load_model_state",
     "weights_of",
     "ResumeSource",
@@ -655,6 +657,41 @@ def resume(runner: Runner, source: ResumeSource) -> None:
     runner.call_hook("after_load_checkpoint", checkpoint=state)
 
 
+def read_foreign_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """``load_from``'s reader: :func:`read_checkpoint`, or, for a file that also pickled another
+    program's objects (a raw MMEngine training checkpoint), its plain parts with none of those objects run.
+
+    Returns the state without the top-level keys that held such objects, and those keys
+    with the class names they held (``{'message_hub': ['mmengine...HistoryBuffer', ...]}``),
+    for the log. Weights that hold such objects are refused. Resume and every other reader
+    keep :func:`read_checkpoint`'s refusal.
+    """
+    _trusted_globals()  # a mistake in TRAINYARD_SAFE_GLOBALS is the user's to fix, not one to read around
+    try:
+        return read_checkpoint(path), {}
+    except CheckpointError:
+        names = foreign_checkpoint.foreign_globals(path)
+        if not names:
+            raise
+    try:
+        state = foreign_checkpoint.read_inertly(path, names)
+    except Exception as exc:  # noqa: BLE001 - torch's unpickler refused the file; say why in one line
+        boilerplate = ("Weights only load failed", "Check the documentation", "Please file an issue")  # torch's advice to load unsafely
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.strip().startswith(boilerplate)]
+        reason = (lines or [type(exc).__name__])[0].removeprefix("WeightsUnpickler error: ")
+        raise CheckpointError(f"{path} holds Python objects ({', '.join(names[:5])}) that cannot be read safely: {reason[:300]}") from None
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a checkpoint or state dict")
+    skipped = {key: sorted(held) for key, value in state.items() if (held := foreign_checkpoint.foreign_names_in(value))}
+    for key in ("state_dict", "model", "model_state_dict"):
+        if key in skipped:
+            raise CheckpointError(
+                f"{path}: its '{key}' holds Python objects ({', '.join(skipped[key][:5])}), not only tensors; "
+                "re-save the weights as a plain state dict"
+            )
+    return {k: v for k, v in state.items() if k not in skipped}, skipped
+
+
 def weights_of(state: Mapping[str, Any]) -> Mapping[str, Any]:
     """The weights inside trainyard, OpenMMLab (``state_dict``), Lightning or bare state-dict files."""
     for key in ("state_dict", "model", "model_state_dict"):
@@ -684,23 +721,37 @@ def load_pretrained_weights(module: torch.nn.Module, path: str | os.PathLike[str
     (a head for another class count) are skipped and stay as initialised; each
     skipped, missing or unexpected key is reported in the log. Returns the skipped keys.
     """
-    import logging
-
     try:
         weights = _revise_keys(weights_of(read_checkpoint(path)), revise_keys)
     except CheckpointError as exc:
         raise CheckpointError(f"checkpoint {path}: {exc}") from None
+    return load_pretrained_state(module, weights, str(path))
+
+
+def load_pretrained_state(module: torch.nn.Module, weights: Mapping[str, Any], source: str) -> list[str]:
+    """Initialise ``module`` from ``weights`` read from ``source``, keeping what does not fit fresh, and log the outcome.
+
+    The log names the source with the counts of loaded, missing, unexpected and
+    re-initialised (shape differs) keys, then lists each non-empty kind by key.
+    Returns the re-initialised keys.
+    """
+    import logging
+
     own = module.state_dict()
     skipped = [k for k, v in weights.items() if k in own and isinstance(v, torch.Tensor) and v.shape != own[k].shape]
     fitting = {k: v for k, v in weights.items() if k not in skipped}
-    missing, unexpected = load_model_state(module, fitting, str(path), strict=False)
+    missing, unexpected = load_model_state(module, fitting, source, strict=False)
+    missing = sorted(set(missing) - set(skipped))
     logger = logging.getLogger("trainyard")
-    logger.info(f"initialised {type(module).__name__} from {path}")
+    logger.info(
+        f"initialised {type(module).__name__} from {source}: {len(fitting) - len(unexpected)} keys loaded, "
+        f"{len(missing)} missing, {len(unexpected)} unexpected, {len(skipped)} re-initialised"
+    )
     for what, keys in (("skipped (shape differs; re-initialised)", [
         f"{k}: file {tuple(weights[k].shape)} vs model {tuple(own[k].shape)}" for k in skipped
-    ]), ("missing from the file (left as initialised)", sorted(set(missing) - set(skipped))), ("in the file but not in the model", unexpected)):
+    ]), ("missing from the file (left as initialised)", missing), ("in the file but not in the model", unexpected)):
         if keys:
-            logger.warning(f"{path}: keys {what} ({len(keys)}): {', '.join(keys)}")
+            logger.warning(f"{source}: keys {what} ({len(keys)}): {', '.join(keys)}")
     return skipped
 
 
@@ -722,13 +773,19 @@ def load_weights(runner: Runner, load_from: str | Mapping[str, Any], default_str
     if options:
         raise CheckpointError(f"load_from has unknown keys {sorted(options)}; use path, revise_keys, strict")
     try:
-        state = read_checkpoint(path)
+        state, foreign = read_foreign_checkpoint(path)
         weights = _revise_keys(weights_of(state), rules)
     except CheckpointError as exc:
         raise CheckpointError(f"load_from {path}: {exc}") from None
     advice = "; to load only the matching keys on purpose, set load_from=dict(path=..., strict=False) (trainyard test/val: --non-strict)"
     missing, unexpected = load_model_state(runner.unwrapped_model, weights, str(path), strict, advice)
     runner.logger.info(f"loaded weights from {path}")
+    if foreign:
+        listing = "; ".join(f"{key} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})" for key, names in foreign.items())
+        runner.logger.info(
+            f"{path} also pickled other programs' objects, read as inert placeholders (nothing imported or run) "
+            f"and skipped: {listing}"
+        )
     if missing:
         runner.logger.warning(f"keys of the model missing from {path} ({len(missing)}): {', '.join(missing)}")
     if unexpected:

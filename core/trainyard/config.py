@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainyard import config_scopes
 from trainyard.errors import ConfigError, RegistryError
+from trainyard.lr_scaling import auto_scale_lr_options
 
 if TYPE_CHECKING:
     from mmengine.config import Config
@@ -65,6 +66,7 @@ RUNNER_KEYS: frozenset[str] = frozenset(
         "custom_imports",
         "compile",
         "model_wrapper_cfg",
+        "auto_scale_lr",
     }
 )
 
@@ -202,18 +204,25 @@ def _locate_syntax_error(path: Path) -> SyntaxError | None:
 
 
 def import_custom_modules(cfg: Config) -> None:
-    """Import ``custom_imports = dict(imports=[...])`` as OpenMMLab configs expect."""
+    """Import ``custom_imports = dict(imports=[...])`` as OpenMMLab configs expect.
+
+    With ``allow_failed_imports=True`` a module that raises ``ImportError`` is skipped
+    (:func:`trainyard.openmmlab_keys.config_warnings` names it), as in MMEngine.
+    """
     custom = cfg.get("custom_imports")
     if not custom:
         return
     modules = custom.get("imports", []) if isinstance(custom, Mapping) else custom
+    allow_failed = isinstance(custom, Mapping) and bool(custom.get("allow_failed_imports", False))
     if isinstance(modules, str):
         modules = [modules]
     for module in modules:
         try:
             importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
+        except ImportError as exc:
+            if allow_failed:
+                continue
+            if isinstance(exc, ModuleNotFoundError) and exc.name and module.startswith(exc.name):
                 raise ConfigError(
                     f"custom_imports names module '{module}', which cannot be found on sys.path"
                 ) from None
@@ -385,6 +394,7 @@ def validate_config(cfg: Mapping[str, Any], mode: str | None = None, check_types
             problems.append("the config has 'val_dataloader' but no 'val_evaluator'")
     if problems:
         raise ConfigError(_problem_message(cfg, problems))
+    auto_scale_lr_options(cfg.get("auto_scale_lr"))
     if check_types:
         _check_types(cfg)
 
@@ -393,6 +403,18 @@ def _problem_message(cfg: Mapping[str, Any], problems: list[str]) -> str:
     source = getattr(cfg, "filename", None)
     head = f"config {source}: " if source else "config: "
     return head + ("; ".join(problems) if len(problems) == 1 else "\n  - " + "\n  - ".join(problems))
+
+
+def _datasets_in(node: Any, key: str) -> Iterator[tuple[Any, str]]:
+    """A dataset config and the ones a wrapper holds (``dataset``, ``datasets``), with their config keys."""
+    yield node, key
+    if not isinstance(node, Mapping):
+        return
+    if isinstance(node.get("dataset"), Mapping):
+        yield from _datasets_in(node["dataset"], f"{key}.dataset")
+    inner = node.get("datasets")
+    for index, dataset in enumerate(inner if isinstance(inner, (list, tuple)) else []):
+        yield from _datasets_in(dataset, f"{key}.datasets[{index}]")
 
 
 def _check_types(cfg: Mapping[str, Any]) -> None:
@@ -407,12 +429,13 @@ def _check_types(cfg: Mapping[str, Any]) -> None:
     for split in ("train", "val", "test"):
         loader = cfg.get(f"{split}_dataloader")
         if isinstance(loader, Mapping):
-            dataset = loader.get("dataset")
-            checks.append((reg.DATASETS, dataset, f"{split}_dataloader.dataset"))
+            for dataset, dataset_key in _datasets_in(loader.get("dataset"), f"{split}_dataloader.dataset"):
+                checks.append((reg.DATASETS, dataset, dataset_key))
+                pipeline = dataset.get("pipeline") if isinstance(dataset, Mapping) else None
+                for index, step in enumerate(pipeline or []):
+                    checks.append((reg.TRANSFORMS, step, f"{dataset_key}.pipeline[{index}]"))
             checks.append((reg.DATA_SAMPLERS, loader.get("sampler"), f"{split}_dataloader.sampler"))
-            pipeline = dataset.get("pipeline") if isinstance(dataset, Mapping) else None
-            for index, step in enumerate(pipeline or []):
-                checks.append((reg.TRANSFORMS, step, f"{split}_dataloader.dataset.pipeline[{index}]"))
+            checks.append((reg.DATA_SAMPLERS, loader.get("batch_sampler"), f"{split}_dataloader.batch_sampler"))
         evaluator = cfg.get(f"{split}_evaluator")
         for index, metric in enumerate(evaluator if isinstance(evaluator, list) else [evaluator]):
             checks.append((reg.METRICS, metric, f"{split}_evaluator" + (f"[{index}]" if isinstance(evaluator, list) else "")))
@@ -431,7 +454,7 @@ def _check_types(cfg: Mapping[str, Any]) -> None:
         for registry, node, key in checks:
             look_up(registry, node, key)
     except RegistryError as exc:
-        raise ConfigError(f"config {getattr(cfg, 'filename', '')}: {exc}") from None
+        raise ConfigError(_problem_message(cfg, [str(exc)])) from None
 
 
 # explain ----------------------------------------------------------------------

@@ -6,7 +6,7 @@ theirs through :mod:`trainyard.hookspecs`.
 
 from __future__ import annotations
 
-from trainyard.registry import CORE, COLLATE_FUNCTIONS, DATA_SAMPLERS, HOOKS, LOOPS, SCHEDULERS, Registry
+from trainyard.registry import CORE, COLLATE_FUNCTIONS, DATA_SAMPLERS, DATASETS, HOOKS, LOOPS, SCHEDULERS, Registry
 
 _CORE_COMPONENTS: dict[Registry, dict[str, str]] = {
     HOOKS: {
@@ -29,7 +29,13 @@ _CORE_COMPONENTS: dict[Registry, dict[str, str]] = {
         for kind in ("Linear", "Constant", "CosineAnnealing", "Poly", "MultiStep", "Step", "Exponential")
         for param in ("LR", "Momentum")
     },
-    DATA_SAMPLERS: {"DefaultSampler": "trainyard.samplers:DefaultSampler"},
+    DATASETS: {
+        name: f"trainyard.dataset_wrappers:{name}" for name in ("ConcatDataset", "RepeatDataset", "ClassBalancedDataset")
+    },
+    DATA_SAMPLERS: {
+        "DefaultSampler": "trainyard.samplers:DefaultSampler",
+        "AspectRatioBatchSampler": "trainyard.samplers:AspectRatioBatchSampler",
+    },
     COLLATE_FUNCTIONS: {
         "default_collate": "trainyard.data:default_collate",
         "pseudo_collate": "trainyard.data:pseudo_collate",

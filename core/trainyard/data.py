@@ -156,9 +156,10 @@ def build_dataloader(cfg: Mapping[str, Any], seed: int, key: str, shuffle: bool 
 
     Keys: ``dataset`` (built from ``DATASETS``), ``batch_size``, ``num_workers``,
     ``sampler`` (default ``DefaultSampler``; ``shuffle`` defaults to True for
-    training, False otherwise), ``collate_fn`` (default ``default_collate``), and any
-    other ``DataLoader`` argument (``pin_memory``, ``persistent_workers``,
-    ``drop_last``, ``prefetch_factor``).
+    training, False otherwise), ``batch_sampler`` (built over the sampler with the
+    ``batch_size`` and ``drop_last``, e.g. ``AspectRatioBatchSampler``), ``collate_fn``
+    (default ``default_collate``), and any other ``DataLoader`` argument
+    (``pin_memory``, ``persistent_workers``, ``drop_last``, ``prefetch_factor``).
     """
     options = dict(cfg)
     with building(key):
@@ -176,13 +177,14 @@ def build_dataloader(cfg: Mapping[str, Any], seed: int, key: str, shuffle: bool 
             sampler_defaults.update(seed=seed, shuffle=shuffle, round_up=shuffle)
         with building("sampler"):
             sampler = DATA_SAMPLERS.build(sampler_cfg, **sampler_defaults)
+        batch_sampler_cfg = options.pop("batch_sampler", None)
         collate_cfg = options.pop("collate_fn", None) or {"type": "default_collate"}
         with building("collate_fn"):
             collate_fn = COLLATE_FUNCTIONS.get(collate_cfg["type"]) if isinstance(collate_cfg.get("type"), str) else collate_cfg["type"]
     unknown = sorted(set(options) - _DATALOADER_ARGUMENTS)
     if unknown:
         raise ConfigError(
-            f"'{key}' has unknown keys {unknown}; a dataloader config takes dataset, sampler, "
+            f"'{key}' has unknown keys {unknown}; a dataloader config takes dataset, sampler, batch_sampler, "
             f"collate_fn and {', '.join(sorted(_DATALOADER_ARGUMENTS))}"
         )
     batch_size = options.setdefault("batch_size", 1)
@@ -192,9 +194,17 @@ def build_dataloader(cfg: Mapping[str, Any], seed: int, key: str, shuffle: bool 
     if num_workers == 0:
         options.pop("persistent_workers", None)
         options.pop("prefetch_factor", None)
+    if batch_sampler_cfg:
+        batching = {"sampler": sampler, "batch_size": options.pop("batch_size")}
+        if "drop_last" in options:
+            batching["drop_last"] = options.pop("drop_last")
+        with building(key), building("batch_sampler"):
+            samplers = {"batch_sampler": DATA_SAMPLERS.build(batch_sampler_cfg, **batching)}
+    else:
+        samplers = {"sampler": sampler}
     return DataLoader(
         SeededDataset(dataset, seed),
-        sampler=sampler,
+        **samplers,
         collate_fn=collate_fn,
         worker_init_fn=_seed_worker,
         # A generator of its own: creating an iterator must not draw from the global

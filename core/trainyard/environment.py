@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
 from collections.abc import Mapping
@@ -13,7 +14,7 @@ import torch
 from trainyard import dist
 from trainyard.errors import ConfigError
 
-__all__ = ["select_device", "set_random_seed", "setup_randomness", "randomness_to_resume", "setup_backends"]
+__all__ = ["select_device", "set_random_seed", "setup_randomness", "randomness_to_resume", "setup_backends", "setup_multiprocessing"]
 
 
 def select_device(requested: str | None = None) -> torch.device:
@@ -81,8 +82,35 @@ def randomness_to_resume(cfg: Mapping[str, Any] | None, saved_seed: Any) -> tupl
 
 
 def setup_backends(env_cfg: Mapping[str, Any]) -> None:
-    """``env_cfg.cudnn_benchmark`` and thread counts."""
+    """``env_cfg.cudnn_benchmark``, thread counts and ``mp_cfg``."""
     if env_cfg.get("cudnn_benchmark") is not None:
         torch.backends.cudnn.benchmark = bool(env_cfg["cudnn_benchmark"])
     if env_cfg.get("num_threads"):
         torch.set_num_threads(int(env_cfg["num_threads"]))
+    setup_multiprocessing(env_cfg.get("mp_cfg"))
+
+
+def setup_multiprocessing(mp_cfg: Mapping[str, Any] | None) -> None:
+    """``env_cfg.mp_cfg`` of OpenMMLab configs, applied as MMEngine does.
+
+    ``mp_start_method`` becomes the process-wide start method, which data workers use;
+    ``opencv_num_threads`` limits OpenCV's own threads (0: none, so workers do not
+    oversubscribe the CPUs) where OpenCV is installed, and means nothing without it.
+    """
+    options = dict(mp_cfg or {})
+    method = options.pop("mp_start_method", None)
+    opencv_threads = options.pop("opencv_num_threads", None)
+    if options:
+        raise ConfigError(f"env_cfg.mp_cfg has unknown keys {sorted(options)}; it takes mp_start_method, opencv_num_threads")
+    if method is not None:
+        available = multiprocessing.get_all_start_methods()
+        if method not in available:
+            raise ConfigError(f"env_cfg.mp_cfg.mp_start_method={method!r} is not available here; use one of {', '.join(available)}")
+        if multiprocessing.get_start_method(allow_none=True) != method:
+            multiprocessing.set_start_method(method, force=True)
+    if opencv_threads is not None:
+        try:
+            import cv2
+        except ImportError:
+            return
+        cv2.setNumThreads(int(opencv_threads))

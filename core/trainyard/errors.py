@@ -42,6 +42,15 @@ class ResumeMismatchError(CheckpointError):
     same_on_every_rank = True
 
 
+class PretrainedWeightsError(CheckpointError):
+    """Pretrained weights the config names are not in the cache and cannot be downloaded, or cannot be read.
+
+    Every rank builds the model, so every rank meets the same missing file.
+    """
+
+    same_on_every_rank = True
+
+
 class ModelContractError(TrainyardError):
     """A model, dataset or metric does not follow trainyard's data contract."""
 

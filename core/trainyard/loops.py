@@ -124,6 +124,10 @@ class _TrainLoop:
     def _batches_from(self, position: int) -> Iterator[Any]:
         """This epoch's batches from batch ``position`` on, without loading the skipped ones."""
         sampler = getattr(self.dataloader, "sampler", None)
+        batch_sampler = getattr(self.dataloader, "batch_sampler", None)
+        if position and hasattr(batch_sampler, "set_start"):
+            batch_sampler.set_start(position)
+            return iter(self.dataloader)
         if position and hasattr(sampler, "set_start"):
             sampler.set_start(position * self.dataloader.batch_size)
             return iter(self.dataloader)
@@ -221,7 +225,9 @@ class IterBasedTrainLoop(_TrainLoop):
         self.max_iters = max_iters
 
     def _cycle(self) -> Iterator[Any]:
-        sampler = getattr(self.dataloader, "sampler", None)
+        sampler = getattr(self.dataloader, "batch_sampler", None)
+        if not hasattr(sampler, "set_epoch"):
+            sampler = getattr(self.dataloader, "sampler", None)
         position = self.iter % self.iters_per_epoch
         while True:
             if hasattr(sampler, "set_epoch"):

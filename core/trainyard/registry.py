@@ -21,12 +21,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainyard import openmmlab_names
 from trainyard.errors import RegistryError
 
 __all__ = [
     "Origin",
     "Entry",
     "Registry",
+    "ModelRegistry",
     "building",
     "MODELS",
     "DATASETS",
@@ -265,7 +267,10 @@ class Registry:
             close.insert(0, lowered[name.lower()])
         where = f" (config key '{_current_key()}')" if _BUILD_KEY.get() else ""
         message = f"{self.kind}: unknown type '{name}'{where}."
-        if close:
+        hint = openmmlab_names.unknown_type_hint(name)
+        if hint:
+            message += " " + hint
+        elif close:
             message += " Did you mean " + ", ".join(f"'{c}'" for c in close) + "?"
         else:
             message += f" {len(self._by_name)} names are registered; `trainyard plugins` lists them."
@@ -338,9 +343,10 @@ class Registry:
                     for u in unexpected
                 ]
                 detail = "unexpected argument " + ", ".join(hints)
+            hint = openmmlab_names.argument_hint(label, kwargs, unexpected)
             raise RegistryError(
                 f"{self.kind}: cannot build '{label}'{self._key_note()}: {detail}. "
-                f"Accepted arguments: {', '.join(accepted) or '(none)'}."
+                f"Accepted arguments: {', '.join(accepted) or '(none)'}." + (f" {hint}" if hint else "")
             ) from None
         for name, value in kwargs.items():
             parameter = signature.parameters.get(name)
@@ -381,7 +387,32 @@ def _origin_of_module(module: str | None) -> Origin:
     return CORE if top == "trainyard" else Origin(top)
 
 
-MODELS = Registry("MODELS", hookspec="register_models")
+class ModelRegistry(Registry):
+    """``MODELS``: a model config at any depth may carry MMEngine's ``init_cfg=dict(type='Pretrained', ...)``.
+
+    Unless the component takes ``init_cfg`` itself, the key is removed, the module is
+    built, then initialised from it by :func:`trainyard.pretrained.apply_init_cfg`.
+    """
+
+    def build(self, cfg: Mapping[str, Any], **default_args: Any) -> Any:
+        if not isinstance(cfg, Mapping) or "init_cfg" not in cfg or self._takes_init_cfg(cfg.get("type")):
+            return super().build(cfg, **default_args)
+        module = super().build({k: v for k, v in cfg.items() if k != "init_cfg"}, **default_args)
+        if cfg["init_cfg"]:
+            from trainyard.pretrained import apply_init_cfg
+
+            apply_init_cfg(module, cfg["init_cfg"], _current_key() or str(cfg.get("type")))
+        return module
+
+    def _takes_init_cfg(self, component_type: Any) -> bool:
+        try:
+            component = self.get(component_type) if isinstance(component_type, str) else component_type
+            return "init_cfg" in inspect.signature(component).parameters
+        except (RegistryError, TypeError, ValueError):
+            return False  # the build itself explains an unknown type
+
+
+MODELS = ModelRegistry("MODELS", hookspec="register_models")
 DATASETS = Registry("DATASETS", hookspec="register_datasets")
 TRANSFORMS = Registry(
     "TRANSFORMS",

@@ -25,6 +25,8 @@ from trainyard.evaluation import Evaluator
 from trainyard.hooks import Hook, HookDispatcher
 from trainyard.interrupts import StopOnSignals, TrainingInterrupted
 from trainyard.logging import LogBuffer, RunWriter, add_log_file, setup_logger
+from trainyard.lr_scaling import scale_lr
+from trainyard.openmmlab_keys import config_warnings, ddp_arguments
 from trainyard.run_status import log_run_status
 from trainyard.optim import OptimWrapper, amp_dtype_of, build_optim_wrapper
 from trainyard.registry import HOOKS, LOOPS, MODELS, SCHEDULERS, building
@@ -53,7 +55,7 @@ class Runner:
         self.device = select_device(env_cfg.get("device"))
         self.work_dir = Path(cfg.get("work_dir") or Path("work_dirs") / Path(getattr(cfg, "filename", None) or "run").stem)
         self.logger = setup_logger(None, self.rank, cfg.get("log_level", "INFO"))
-        self._resume_source, self._resume_notes = self._select_resume_source(cfg.get("resume", False))
+        self._resume_source, self._start_notes = self._select_resume_source(cfg.get("resume", False))
         self.seed = self._setup_randomness(cfg.get("randomness"))
         self._earlier_checkpoints: list[Path] = []
         self.run_dir = self._choose_run_dir()
@@ -110,7 +112,7 @@ class Runner:
         if warning:
             self.logger.warning(warning)
         seed = setup_randomness(options)
-        self._resume_notes.append(f"seed {seed}: the seed of the run this resumes")
+        self._start_notes.append(f"seed {seed}: the seed of the run this resumes")
         return seed
 
     def _refuse_earlier_run(self) -> None:
@@ -157,8 +159,10 @@ class Runner:
         if self.rank == 0:
             for line in checkpoint.remove_stale_temporaries(self.work_dir):
                 self.logger.info(line)
-        for line in self._resume_notes:
+        for line in self._start_notes:
             self.logger.info(line)
+        for line in config_warnings(self.cfg):
+            self.logger.warning(line)
 
     def _remove_earlier_run(self) -> None:
         """``overwrite``: delete the earlier run's checkpoints, after loading (``load_from`` may name one of them)."""
@@ -187,7 +191,7 @@ class Runner:
             raise ConfigError(f"model type {model_cfg.get('type')!r} built a {type(model).__name__}, not an nn.Module")
         model.to(self.device)
         self._unwrapped_model = model
-        wrapper_cfg = dict(self.cfg.get("model_wrapper_cfg") or {})
+        wrapper_cfg = ddp_arguments(self.cfg.get("model_wrapper_cfg"))
         if self.world_size > 1:
             if wrapper_cfg.pop("sync_bn", False):
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -378,6 +382,7 @@ class Runner:
         self._refuse_earlier_run()
         self.train_loop = self._build_loop("train")
         self.optim_wrapper = build_optim_wrapper(self.cfg.get("optim_wrapper") or {}, self.unwrapped_model, self.device)
+        self._start_notes += scale_lr(self.optim_wrapper, self.cfg.get("auto_scale_lr"), self.train_dataloader, self.world_size)
         self.param_schedulers = self._build_schedulers()
         if self.cfg.get("val_dataloader") is not None:
             self.val_loop = self._build_loop("val")

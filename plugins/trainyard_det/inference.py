@@ -40,7 +40,7 @@ class DetTask(Task):
         }
 
     def draw(self, image: torch.Tensor, result: Mapping[str, Any], **options: Any) -> torch.Tensor:
-        return draw_detections(image, result, None, self.classes, score_threshold=0.0)
+        return draw_detections(image, result, None, self.classes, score_thr=0.0)
 
     def export_outputs(self, model: torch.nn.Module, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The first image's detections (torchvision detectors take a list of images)."""

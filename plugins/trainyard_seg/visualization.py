@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from trainyard.deprecation import renamed_argument
 from trainyard.drawing import below, enlarge, grid, legend, titled
 from trainyard.hooks import VisualizationHook
 from trainyard_seg import IGNORE_INDEX
@@ -80,7 +81,7 @@ def _classes_in(label_map: torch.Tensor) -> set[int]:
 
 
 class SegVisualizationHook(VisualizationHook):
-    """Every ``interval`` validation (and test) batches, one picture of up to ``max_samples`` of its samples.
+    """Every ``interval`` validation (and test) batches, one picture of up to ``max_images`` of its samples.
 
     Written to TensorBoard (``val/predictions_<batch>``) and the run's ``vis/`` folder
     (``val_predictions_<batch>_iter<N>.png``; ``test_...`` for a test run), coloured
@@ -89,17 +90,20 @@ class SegVisualizationHook(VisualizationHook):
     Args:
         interval: batches between pictures (batch 0 is always drawn).
         alpha: opacity of the colour overlays.
-        max_samples: samples (rows) per picture.
+        max_images: images (rows) per picture.
+        max_samples: the old name of ``max_images``, deprecated.
     """
 
-    def __init__(self, interval: int = 50, alpha: float = 0.5, max_samples: int = 4) -> None:
+    def __init__(self, interval: int = 50, alpha: float = 0.5, max_images: int = 4, max_samples: int | None = None) -> None:
         super().__init__(interval)
+        if max_samples is not None:
+            max_images = renamed_argument(type(self).__name__, "max_samples", "max_images", max_samples)
         self.alpha = alpha
-        self.max_samples = max_samples
+        self.max_images = max_images
 
     def draw(self, dataset: Any, data_batch: Any, outputs: Any) -> torch.Tensor | None:
         samples = []
-        for index in range(min(self.max_samples, len(outputs))):
+        for index in range(min(self.max_images, len(outputs))):
             image = data_batch["inputs"][index].cpu()
             target = data_batch["targets"][index].cpu() if "targets" in data_batch else None
             prediction = outputs[index].cpu()

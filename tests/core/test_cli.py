@@ -1,10 +1,12 @@
 """The command line as a user meets it: a run end to end, and one clear message per mistake."""
 
 import json
+import re
 import shlex
+import shutil
 
 import pytest
-from conftest import run_trainyard
+from conftest import REPO, run_trainyard
 
 from trainyard.cli import build_parser
 from trainyard.cli.train import resume_command
@@ -109,7 +111,7 @@ def test_overwrite_loads_weights_from_a_file_of_the_earlier_run_before_removing_
 def test_the_continue_command_keeps_the_options_that_shape_training(tmp_path):
     """What an interrupted run prints parses back to the same run: seed, AMP, determinism, launcher, overrides, work dir."""
     given = build_parser().parse_args([
-        "train", "cfg.py", "--seed", "5", "--amp", "--deterministic", "--launcher", "pytorch", "--load-from", "w.pth",
+        "train", "cfg.py", "--seed", "5", "--amp", "--auto-scale-lr", "--deterministic", "--launcher", "pytorch", "--load-from", "w.pth",
         "--overwrite", "--resume", "other/iter_4.pth", "--cfg-options", "a=1", "b=[1, 2]",
     ])
     words = shlex.split(resume_command(given, tmp_path / "work"))
@@ -117,6 +119,7 @@ def test_the_continue_command_keeps_the_options_that_shape_training(tmp_path):
     again = build_parser().parse_args(words[1:])
     assert (again.config, again.work_dir, again.seed, again.amp, again.deterministic, again.launcher, again.cfg_options) == (
         "cfg.py", str(tmp_path / "work"), 5, True, True, "pytorch", ["a=1", "b=[1, 2]"])
+    assert again.auto_scale_lr
     assert (again.resume, again.load_from, again.overwrite) == ("auto", "w.pth", False)  # its own newest checkpoint wins
     before_any_save = build_parser().parse_args(shlex.split(resume_command(given, tmp_path / "work", saved=False))[1:])
     assert before_any_save.resume == "other/iter_4.pth"  # nothing saved yet: start again from where it started
@@ -131,3 +134,47 @@ def test_training_with_persistent_data_workers_exits_when_done(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "epoch_1.pth").is_file()
+
+
+def test_test_and_val_take_a_work_dir_or_run_directory_alone(tmp_path, quick_run):
+    """As predict and export do: the run's best checkpoint and the config saved in it, read as data; no config file."""
+    work_dir = tmp_path / "work"
+    shutil.copytree(quick_run("cls"), work_dir)
+    test = run_trainyard("test", str(work_dir), "--out", str(tmp_path / "test.json"), cwd=tmp_path)
+    assert test.returncode == 0, test.stderr
+    assert "accuracy_top1" in json.loads((tmp_path / "test.json").read_text())
+    assert [p for p in work_dir.iterdir() if p.name.endswith("_test")], "the evaluation's log goes beside the run"
+    (run_dir,) = [p for p in work_dir.iterdir() if (p / "config.py").is_file()]
+    val = run_trainyard("val", str(run_dir), "--cfg-options", "val_dataloader.batch_size=3", cwd=tmp_path)
+    assert val.returncode == 0, val.stderr
+    assert "Val (" in val.stdout
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["tests/configs/tiny.py"], "after the config tests/configs/tiny.py, give the checkpoint"),
+    (["no_such_run"], "no_such_run does not exist"),
+    (["no_such_run", "extra.pth"], "unexpected argument extra.pth: test takes CONFIG CHECKPOINT, or a checkpoint or work dir alone"),
+], ids=["config-without-checkpoint", "missing-run", "run-and-checkpoint"])
+def test_test_with_a_wrong_source_gives_one_clear_message(args, fragment):
+    assert_one_clear_error(run_trainyard("test", *args), fragment)
+
+
+def test_each_tools_script_is_the_trainyard_verb_it_names_and_the_docs_list_them(capsys):
+    scripts = {path.name: re.search(r'run_tool\("([\w-]+)"\)', path.read_text()) for path in (REPO / "tools").glob("*.py")}
+    named = {name: match.group(1) for name, match in scripts.items() if match}
+    assert {"train.py", "test.py", "val.py", "predict.py", "export.py"} <= set(named)
+    getting_started = (REPO / "docs" / "getting_started.md").read_text()
+    for name, verb in named.items():
+        with pytest.raises(SystemExit) as help_shown:
+            build_parser().parse_args([verb, "--help"])  # an unknown verb exits 2
+        assert help_shown.value.code == 0, f"tools/{name}: no verb {verb!r}"
+        assert f"`tools/{name}` is `trainyard {verb}`" in getting_started
+
+
+@pytest.mark.parametrize("verb", ["test", "val"])
+def test_the_work_dir_help_of_an_evaluation_says_what_goes_there(verb, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([verb, "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"where the evaluation's log and pictures go, in a <timestamp>_{verb} folder" in help_text
+    assert "checkpoints" not in help_text.split("--work-dir WORK_DIR", 2)[-1].split("--launcher")[0]

@@ -121,3 +121,60 @@ def test_a_parameter_shared_by_two_modules_is_optimised_once():
     before = model.embed.weight.detach().clone()
     wrapper.update_params(model.out(model.embed(torch.tensor([1, 2]))).sum())
     assert not torch.equal(model.embed.weight, before) and model.out.weight is model.embed.weight
+
+
+def scaled_run(tmp_path, *options, auto_scale_lr=None):
+    cfg = tiny_cfg(
+        tmp_path,
+        "train_dataloader.batch_size=4",
+        "optim_wrapper.accumulative_counts=2",
+        "optim_wrapper.paramwise_cfg=dict(custom_keys=dict(head=dict(lr_mult=0.5)))",
+        "default_hooks.checkpoint=None",
+        *options,
+        train_cfg=dict(type="IterBasedTrainLoop", max_iters=2, val_interval=1000),
+        val_dataloader=None,
+        val_cfg=None,
+    )
+    if auto_scale_lr is not None:
+        cfg.auto_scale_lr = auto_scale_lr
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+def run_log(runner):
+    return (runner.run_dir / f"{runner.run_dir.name}.log").read_text()
+
+
+def test_auto_scale_lr_multiplies_every_group_by_total_batch_over_base_before_the_schedules(tmp_path):
+    runner = scaled_run(tmp_path, auto_scale_lr=dict(enable=True, base_batch_size=32))
+    # total batch 4 x 1 process x 2 accumulated = 8 of the 32 the lr 0.1 was tuned for
+    assert sorted(group["initial_lr"] for group in runner.optimizer.param_groups) == pytest.approx([0.0125, 0.025])
+    assert ("auto_scale_lr: lr 0.1 -> 0.025, 0.05 -> 0.0125 (x0.25 = total batch 8 / base_batch_size 32; "
+            "total batch = batch_size 4 x world size 1 x accumulative_counts 2)") in run_log(runner)
+
+
+def test_auto_scale_lr_declared_but_not_enabled_leaves_the_lr(tmp_path):
+    runner = scaled_run(tmp_path, auto_scale_lr=dict(enable=False, base_batch_size=32))
+    assert sorted(group["initial_lr"] for group in runner.optimizer.param_groups) == pytest.approx([0.05, 0.1])
+    assert "auto_scale_lr: lr" not in run_log(runner)
+
+
+@pytest.mark.parametrize("value, problem", [
+    (dict(enable=True), "has no base_batch_size"),
+    (dict(enable=True, base_batch_size=0), "base_batch_size must be a positive integer"),
+    (dict(enabled=True, base_batch_size=16), r"unknown keys \['enabled'\]"),
+])
+def test_a_wrong_auto_scale_lr_is_a_config_error_before_anything_is_built(value, problem, tmp_path):
+    from trainyard.config import validate_config
+
+    with pytest.raises(ConfigError, match=problem):
+        validate_config(tiny_cfg(tmp_path, auto_scale_lr=value), mode="train")
+
+
+def test_auto_scale_lr_flag_without_a_base_batch_size_names_what_to_add(tmp_path, capsys):
+    from trainyard.cli import main
+
+    assert main(["train", "tests/configs/tiny.py", "--work-dir", str(tmp_path), "--auto-scale-lr"]) == 2
+    assert "--auto-scale-lr needs auto_scale_lr.base_batch_size" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -204,3 +204,16 @@ def test_generated_images_are_the_same_every_time_and_differ_between_splits():
     assert all(torch.equal(first[i]["inputs"], again[i]["inputs"]) for i in range(8))
     assert not torch.equal(first[0]["inputs"], other[0]["inputs"])
     assert {first[i]["targets"] for i in range(8)} <= set(range(6))
+
+
+def test_file_list_reads_relative_ann_file_and_data_prefix_under_data_root(image_tree):
+    (image_tree / "meta").mkdir()
+    (image_tree / "meta" / "train.txt").write_text("cat/a.png 0\ndog/c.bmp 1\n")
+    dataset = DATASETS.build(dict(type="FileListDataset", data_root=str(image_tree), ann_file="meta/train.txt",
+                                  data_prefix=dict(img_path="train")))
+    assert dataset[1]["meta"]["file"] == str(image_tree / "train" / "dog" / "c.bmp") and dataset[1]["targets"] == 1
+
+
+def test_image_folder_takes_mmpretrain_data_prefix_dict(image_tree):
+    dataset = DATASETS.build(dict(type="ImageFolder", data_root=str(image_tree), data_prefix=dict(img_path="train")))
+    assert dataset.metainfo["classes"] == ("cat", "dog") and len(dataset) == 3

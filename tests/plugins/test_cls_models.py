@@ -4,9 +4,11 @@ import sys
 
 import pytest
 import torch
+import torchvision
+from conftest import place_in_torch_hub_cache
 from torch.nn import functional as F
 
-from trainyard import MODELS, ConfigError
+from trainyard import MODELS, CheckpointError, ConfigError, PretrainedWeightsError
 
 BACKBONES = [
     dict(type="SmallCNN"),
@@ -97,3 +99,60 @@ def test_a_trainyard_classifier_checkpoint_loads_into_the_backbone(tmp_path):
     torch.save({"meta": {}, "state_dict": source.state_dict()}, path)
     model = classifier(dict(type="SmallCNN"), num_classes=3, checkpoint=str(path))
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), source.state_dict().values()))
+
+
+@pytest.fixture
+def offline_caches(tmp_path, monkeypatch):
+    """Empty torch.hub and Hugging Face caches, downloads off."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("TRAINYARD_OFFLINE", "1")
+    return tmp_path
+
+
+def place_in_hugging_face_cache(hf_home, repo_id, file_name, state):
+    """A file as ``hf download`` leaves it: ``hub/models--ORG--NAME/snapshots/REVISION/FILE`` and ``refs/main``."""
+    from safetensors.torch import save_file
+
+    repository = hf_home / "hub" / f"models--{repo_id.replace('/', '--')}"
+    (repository / "snapshots" / "0123abc").mkdir(parents=True)
+    (repository / "refs").mkdir()
+    (repository / "refs" / "main").write_text("0123abc")
+    save_file(state, repository / "snapshots" / "0123abc" / file_name)
+    return repository / "snapshots" / "0123abc" / file_name
+
+
+def test_torchvision_weights_by_name_come_from_the_hub_cache_and_what_does_not_fit_stays_fresh(offline_caches, trainyard_log):
+    weights = torchvision.models.resnet18().state_dict()
+    place_in_torch_hub_cache(offline_caches / "torch", torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url, weights)
+    model = classifier(dict(type="TorchvisionBackbone", name="resnet18", weights="DEFAULT", small_input=True))
+    assert torch.equal(model.backbone.net.layer1[0].conv1.weight, weights["layer1.0.conv1.weight"])
+    assert model.backbone.net.fc.out_features == 3
+    assert "119 keys loaded, 0 missing, 0 unexpected, 3 re-initialised" in trainyard_log.text
+
+
+def test_timm_pretrained_comes_from_the_hugging_face_cache_and_timm_adapts_the_classifier(offline_caches, trainyard_log):
+    timm = pytest.importorskip("timm", reason="timm is not installed; test_timm_missing_names_the_extra covers this case")
+    weights = timm.create_model("test_resnet.r160_in1k").state_dict()
+    file = place_in_hugging_face_cache(offline_caches / "hf", "timm/test_resnet.r160_in1k", "model.safetensors", weights)
+    model = classifier(dict(type="TimmBackbone", name="test_resnet.r160_in1k", pretrained=True))
+    assert torch.equal(model.backbone.net.conv1[0].weight, weights["conv1.0.weight"])
+    assert f"loaded timm's pretrained weights from {file}; 0 unexpected keys" in trainyard_log.text
+    assert "state_dict" not in model.backbone.net.pretrained_cfg
+
+
+def test_timm_pretrained_offline_without_the_file_names_it_and_the_hugging_face_cache(offline_caches):
+    pytest.importorskip("timm", reason="timm is not installed; test_timm_missing_names_the_extra covers this case")
+    with pytest.raises(PretrainedWeightsError) as error:
+        classifier(dict(type="TimmBackbone", name="test_resnet.r160_in1k", pretrained=True))
+    assert "\n" not in str(error.value)
+    assert (f"needs model.safetensors of https://huggingface.co/timm/test_resnet.r160_in1k, which is not in the Hugging Face cache "
+            f"{offline_caches / 'hf' / 'hub'}") in str(error.value)
+
+
+def test_timm_pretrained_cfg_overlay_file_is_read_with_weights_only(offline_caches):
+    pytest.importorskip("timm", reason="timm is not installed; test_timm_missing_names_the_extra covers this case")
+    torch.save({"conv1.0.weight": torch.nn.Identity()}, offline_caches / "model.pth")
+    overlay = dict(file=str(offline_caches / "model.pth"))
+    with pytest.raises(CheckpointError, match="torch.nn.modules.linear.Identity.*refuses it"):
+        classifier(dict(type="TimmBackbone", name="test_resnet.r160_in1k", pretrained=True, pretrained_cfg_overlay=overlay))

@@ -183,3 +183,18 @@ def test_iou_crop_then_sanitize_drops_emptied_boxes_with_their_labels():
         assert (boxes[:, 2] <= width).all() and (boxes[:, 3] <= height).all() and (boxes >= 0).all()
         cropped_any |= (height, width) != (64, 64)
     assert cropped_any
+
+
+def test_coco_reads_relative_ann_file_and_mmdet_data_prefix_under_data_root(tmp_path):
+    coco_tree(tmp_path)
+    dataset = DATASETS.build(dict(type="CocoDetection", data_root=str(tmp_path), ann_file="ann.json", data_prefix=dict(img="img/")))
+    assert len(dataset) == 2 and dataset[0]["meta"]["file"] == str(tmp_path / "img" / "a.png")
+    absolute = DATASETS.build(dict(type="CocoDetection", data_root="/elsewhere", ann_file=str(tmp_path / "ann.json"),
+                                   data_prefix=str(tmp_path / "img")))
+    assert len(absolute) == 2  # absolute paths are taken as they are, as in mmdet
+
+
+def test_coco_data_prefix_key_it_does_not_read_is_an_error(tmp_path):
+    coco_tree(tmp_path)
+    with pytest.raises(DatasetError, match=r"data_prefix has keys \['imgs'\] it does not read; it reads img, img_path"):
+        DATASETS.build(dict(type="CocoDetection", data_root=str(tmp_path), ann_file="ann.json", data_prefix=dict(imgs="img/")))

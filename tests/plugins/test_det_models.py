@@ -2,7 +2,11 @@
 
 import pytest
 import torch
+import torchvision
+from conftest import place_in_torch_hub_cache
 from torch import nn
+from torchvision.models import detection
+from torchvision.ops.misc import FrozenBatchNorm2d
 
 from trainyard import MODELS, ConfigError
 
@@ -86,3 +90,26 @@ def test_an_unknown_argument_lists_the_accepted_ones():
 def test_ssdlite_refuses_min_size():
     with pytest.raises(ConfigError, match="SSDlite does not take min_size"):
         MODELS.build(dict(type="SSDlite", num_classes=3, min_size=64))
+
+
+def test_weights_backbone_keeps_torchvision_builder_semantics_frozen_norm_and_three_trainable_layers(tmp_path, monkeypatch):
+    weights = torchvision.models.resnet50().state_dict()
+    place_in_torch_hub_cache(tmp_path, torchvision.models.ResNet50_Weights.IMAGENET1K_V1.url, weights)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("TRAINYARD_OFFLINE", "1")
+    body = MODELS.build(dict(type="FasterRCNN", num_classes=3, weights_backbone="IMAGENET1K_V1", **SMALL)).net.backbone.body
+    assert isinstance(body.bn1, FrozenBatchNorm2d) and torch.equal(body.layer3[0].conv1.weight, weights["layer3.0.conv1.weight"])
+    trainable = {name.split(".")[0] for name, p in body.named_parameters() if p.requires_grad}
+    assert trainable == {"layer2", "layer3", "layer4"}
+
+
+def test_whole_detector_weights_rebuild_the_class_head_for_the_class_count(tmp_path, monkeypatch, trainyard_log):
+    coco = detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=91).state_dict()
+    place_in_torch_hub_cache(tmp_path, detection.SSDLite320_MobileNet_V3_Large_Weights.COCO_V1.url, coco)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("TRAINYARD_OFFLINE", "1")
+    model = MODELS.build(dict(type="SSDlite", num_classes=3, weights="COCO_V1"))
+    assert model.net.head.classification_head.num_columns == 4  # three classes and background
+    assert torch.equal(model.net.backbone.features[0][0][0].weight, coco["backbone.features.0.0.0.weight"])
+    assert torch.equal(model.net.head.classification_head.module_list[0][0][0].weight, coco["head.classification_head.module_list.0.0.0.weight"])
+    assert "rebuilt for 4 classes: 36 keys loaded, 0 missing, 0 unexpected, 12 re-initialised" in trainyard_log.text

@@ -136,3 +136,16 @@ def test_cityscapes_maps_label_ids_to_train_ids(tmp_path):
 def test_cityscapes_missing_root_is_an_error(tmp_path):
     with pytest.raises(DatasetError, match="Cityscapes image directory not found"):
         DATASETS.build(dict(type="CityscapesDataset", data_root=str(tmp_path / "nowhere")))
+
+
+def test_folder_dataset_takes_mmseg_data_prefix_under_data_root(tmp_path):
+    write_png(tmp_path / "images/training/a.png", np.zeros((4, 4, 3)))
+    write_png(tmp_path / "annotations/training/a.png", np.full((4, 4), 2))
+    dataset = DATASETS.build(dict(
+        type="FolderSegDataset", data_root=str(tmp_path), img_suffix=".png", label_map={k: k - 1 for k in range(1, 151)},
+        data_prefix=dict(img_path="images/training", seg_map_path="annotations/training"),
+    ))
+    assert len(dataset) == 1 and dataset[0]["targets"].unique().tolist() == [1]
+    with pytest.raises(DatasetError, match="give ann_dir, or data_prefix=dict.*not both"):
+        DATASETS.build(dict(type="FolderSegDataset", data_root=str(tmp_path), img_suffix=".png", ann_dir="annotations/training",
+                            data_prefix=dict(img="images/training", seg="annotations/training")))

@@ -66,7 +66,7 @@ def test_test_command_draws_pictures_and_names_the_checkpoints_iteration(quick_r
     work_dir = quick_run("seg")
     status = cli.main(["test", "configs/seg/unet.py", str(work_dir / "iter_8.pth"), "--work-dir", str(tmp_path), "--cfg-options",
                        "model.base_channels=8", "test_dataloader.dataset.length=8",
-                       "custom_hooks=[dict(type='SegVisualizationHook', interval=1, max_samples=3)]"])
+                       "custom_hooks=[dict(type='SegVisualizationHook', interval=1, max_images=3)]"])
     assert status == 0
     assert "Test (iter 8)  mIoU: " in capsys.readouterr().out
     (run_dir,) = tmp_path.iterdir()
@@ -94,3 +94,13 @@ def test_data_workers_give_the_same_results(quick_run, predictor, tmp_path):
     with_workers = Predictor.from_run(quick_run("seg") / "iter_8.pth", device="cpu", num_workers=1, batch_size=3)
     for mine, theirs in zip(predictor(tmp_path), with_workers(tmp_path)):
         assert torch.equal(mine["mask"], theirs["mask"])
+
+
+def test_visualization_hook_takes_max_images_and_its_old_name_with_one_warning_line(trainyard_log):
+    from trainyard import HOOKS
+
+    assert HOOKS.build(dict(type="SegVisualizationHook", max_images=3)).max_images == 3
+    assert "deprecated" not in trainyard_log.text
+    assert HOOKS.build(dict(type="SegVisualizationHook", max_samples=2)).max_images == 2
+    assert {r.getMessage() for r in trainyard_log.records if "deprecated" in r.getMessage()} == {
+        "SegVisualizationHook: 'max_samples' is deprecated and will be removed, use 'max_images' (max_samples=2 is used as max_images=2)"}

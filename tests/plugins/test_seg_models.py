@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+from conftest import place_in_torch_hub_cache
+from torchvision.models import segmentation
 
 from trainyard import MODELS
 
@@ -60,6 +62,29 @@ def test_torchvision_weights_load_from_a_local_file(tmp_path):
     source = MODELS.build(dict(type="LRASPPMobileNetV3", num_classes=3))
     path = tmp_path / "lraspp.pth"
     torch.save(source.net.state_dict(), path)
-    loaded = MODELS.build(dict(type="LRASPPMobileNetV3", num_classes=3, weights_path=str(path)))
+    loaded = MODELS.build(dict(type="LRASPPMobileNetV3", num_classes=3, checkpoint=str(path)))
     for key, value in source.net.state_dict().items():
         assert torch.equal(value, loaded.net.state_dict()[key])
+
+
+def test_weights_path_the_old_name_of_checkpoint_still_loads_with_one_warning_line(tmp_path, trainyard_log):
+    source = MODELS.build(dict(type="LRASPPMobileNetV3", num_classes=3))
+    path = tmp_path / "lraspp.pth"
+    torch.save(source.net.state_dict(), path)
+    loaded = MODELS.build(dict(type="LRASPPMobileNetV3", num_classes=3, weights_path=str(path)))
+    assert all(torch.equal(value, loaded.net.state_dict()[key]) for key, value in source.net.state_dict().items())
+    (warning,) = {r.getMessage() for r in trainyard_log.records if "deprecated" in r.getMessage()}
+    assert warning.startswith("LRASPPMobileNetV3: 'weights_path' is deprecated and will be removed, use 'checkpoint'")
+
+
+def test_whole_model_weights_load_from_the_hub_cache_and_reinitialise_the_classifiers_for_another_class_count(
+        tmp_path, monkeypatch, trainyard_log):
+    voc = segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21).state_dict()
+    file = place_in_torch_hub_cache(tmp_path, segmentation.LRASPP_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1.url, voc)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("TRAINYARD_OFFLINE", "1")
+    model = MODELS.build(dict(type="LRASPPMobileNetV3", num_classes=3, weights="COCO_WITH_VOC_LABELS_V1"))
+    assert torch.equal(model.net.backbone["4"].block[0][0].weight, voc["backbone.4.block.0.0.weight"])
+    assert model.net.classifier.low_classifier.out_channels == 3
+    assert (f"LRASPPMobileNetV3: LRASPP_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1 ({file}): "
+            f"{len(voc) - 4} keys loaded, 0 missing, 0 unexpected, 4 re-initialised") in trainyard_log.text

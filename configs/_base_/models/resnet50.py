@@ -1,6 +1,8 @@
-# torchvision's resnet50 as an image classifier (trainyard_cls), built without weights.
-# Start from local weights with model.checkpoint='path/to/resnet50.pth' (a torchvision
-# or trainyard state dict; a head for another class count is re-initialised).
+# torchvision's resnet50 as an image classifier (trainyard_cls), built without weights, as
+# ImageNet training itself starts (torchvision's and mmpretrain's references). To fine-tune
+# from ImageNet weights: model=dict(backbone=dict(weights='IMAGENET1K_V2')) (torch.hub's cache);
+# from local weights: model.checkpoint='path/to/resnet50.pth' (a torchvision or trainyard
+# state dict). A head for another class count is re-initialised either way.
 model = dict(
     type='ImageClassifier',
     backbone=dict(type='TorchvisionBackbone', name='resnet50'),

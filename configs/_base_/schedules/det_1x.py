@@ -7,5 +7,8 @@ param_scheduler = [
     dict(type='MultiStepLR', milestones=[8, 11], gamma=0.1, by_epoch=True, begin=0, end=12),
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=12, val_interval=1)
+# The lr above is for 16 images a step; `trainyard train --auto-scale-lr` scales it to the
+# real total batch (batch_size x processes x accumulation), as mmdet's schedules do.
+auto_scale_lr = dict(enable=False, base_batch_size=16)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

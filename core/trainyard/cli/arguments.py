@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from trainyard.errors import TrainyardError
+from trainyard.errors import ConfigError, TrainyardError
 
 __all__ = ["add_cfg_options", "add_run_options", "count_at_least", "output_folder", "config_from_arguments"]
 
@@ -22,8 +22,9 @@ def add_cfg_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--work-dir", default=None, help="where checkpoints and logs go (default: work_dirs/<config name>)")
+def add_run_options(parser: argparse.ArgumentParser,
+                    work_dir_help: str = "where checkpoints and logs go (default: work_dirs/<config name>)") -> None:
+    parser.add_argument("--work-dir", default=None, help=work_dir_help)
     parser.add_argument("--launcher", choices=("none", "pytorch", "slurm"), default=None,
                         help="how processes were started (default: detected from the environment)")
     add_cfg_options(parser)
@@ -56,15 +57,20 @@ def output_folder(out: Path) -> Path:
     return out
 
 
-def config_from_arguments(args: argparse.Namespace, mode: str) -> Any:
-    """Load the config and apply the command-line options on top of ``--cfg-options``."""
+def config_from_arguments(args: argparse.Namespace, mode: str, saved: Any = None) -> Any:
+    """Load the config and apply the command-line options on top of ``--cfg-options``.
+
+    ``saved`` is a run's own config, read as data with ``--cfg-options`` applied, in place
+    of ``args.config`` (``trainyard test WORK_DIR``); its ``work_dir`` stays unless ``--work-dir`` is given.
+    """
     from trainyard.config_scopes import config_file, config_stem
 
-    config_file(args.config)  # before torch is imported: a typo is answered at once
+    if saved is None:
+        config_file(args.config)  # before torch is imported: a typo is answered at once
     from trainyard.config import load_config, validate_config
     from trainyard.dist import detect_launcher
 
-    cfg = load_config(args.config, args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options) if saved is None else saved
     if args.work_dir:
         cfg.work_dir = args.work_dir
     elif not cfg.get("work_dir"):
@@ -79,6 +85,8 @@ def config_from_arguments(args: argparse.Namespace, mode: str) -> Any:
         cfg.randomness = randomness
         if args.amp:
             cfg.optim_wrapper = {**dict(cfg.get("optim_wrapper") or {}), "type": "AmpOptimWrapper"}
+        if args.auto_scale_lr:
+            cfg.auto_scale_lr = _enabled_auto_scale_lr(cfg.get("auto_scale_lr"))
         if args.resume is not None:
             cfg.resume = args.resume
         if args.overwrite:
@@ -90,3 +98,14 @@ def config_from_arguments(args: argparse.Namespace, mode: str) -> Any:
         cfg.resume = False
     validate_config(cfg, mode=mode)
     return cfg
+
+
+def _enabled_auto_scale_lr(value: Any) -> dict[str, Any]:
+    """``--auto-scale-lr``: the config's ``auto_scale_lr`` switched on; it must say which total batch its lr is for."""
+    options = dict(value) if isinstance(value, Mapping) else {}
+    if options.get("base_batch_size") is None:
+        raise ConfigError(
+            "--auto-scale-lr needs auto_scale_lr.base_batch_size in the config: the total batch its lr was tuned for "
+            "(e.g. --cfg-options auto_scale_lr.base_batch_size=16, as mmdet's 1x schedules)"
+        )
+    return {**options, "enable": True}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from trainyard.cli.arguments import add_cfg_options
@@ -22,6 +23,7 @@ def add_verbs(commands: Any) -> None:
 
 def _config(args: argparse.Namespace) -> int:
     from trainyard.config import explain, format_explanation, load_config, validate_config
+    from trainyard.openmmlab_keys import config_warnings
 
     if args.diff:
         from trainyard.experiments.config_diff import config_diff
@@ -30,6 +32,8 @@ def _config(args: argparse.Namespace) -> int:
         return 0
     cfg = load_config(args.config, args.cfg_options)
     validate_config(cfg)
+    for line in config_warnings(cfg):
+        print(f"trainyard config: warning: {line}", file=sys.stderr)
     if args.explain:
         print(format_explanation(explain(args.config, args.cfg_options)))
     else:

@@ -20,6 +20,9 @@ def add_verbs(commands: Any) -> None:
                        help="start a new run in a work dir that holds an earlier run's checkpoints, deleting them")
     train.add_argument("--load-from", default=None, metavar="PATH", help="initial weights (no optimizer state)")
     train.add_argument("--amp", action="store_true", help="mixed precision: float16 on CUDA, bfloat16 on the CPU")
+    train.add_argument("--auto-scale-lr", action="store_true",
+                       help="scale the lr by the total batch (batch size x processes x accumulation) over the config's "
+                            "auto_scale_lr.base_batch_size")
     train.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, else drawn and logged)")
     train.add_argument("--deterministic", action="store_true", help="use deterministic algorithms")
     add_run_options(train)
@@ -57,7 +60,8 @@ def resume_command(args: argparse.Namespace, work_dir: Path, saved: bool = True)
     words = ["trainyard", "train", args.config, "--work-dir", str(work_dir)]
     if args.seed is not None:
         words += ["--seed", str(args.seed)]
-    words += [flag for flag, given in (("--amp", args.amp), ("--deterministic", args.deterministic)) if given]
+    flags = (("--amp", args.amp), ("--auto-scale-lr", args.auto_scale_lr), ("--deterministic", args.deterministic))
+    words += [flag for flag, given in flags if given]
     if args.launcher:
         words += ["--launcher", args.launcher]
     if args.load_from:

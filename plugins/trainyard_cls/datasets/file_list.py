@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from trainyard import DatasetError
+from trainyard import DatasetError, data_prefix_folders, under_data_root
 from trainyard.images import read_image
 from trainyard_cls.datasets.base import ClsDataset
 
@@ -20,17 +19,21 @@ class FileListDataset(ClsDataset):
 
     Args:
         ann_file: the list file.
-        data_prefix: folder the image paths are relative to (default: the list's folder).
+        data_prefix: folder the image paths are relative to (default: the list's folder),
+            or mmpretrain's ``dict(img_path=...)``.
+        data_root: the folder a relative ``ann_file`` and ``data_prefix`` are under, as in
+            mmpretrain (``data_root='data/imagenet'``, ``ann_file='meta/train.txt'``, ``data_prefix='train'``).
         classes: class names in label order; without them, ``num_classes`` names them
             ``0..K-1``, else the largest label in the file decides.
     """
 
-    def __init__(self, ann_file: str, data_prefix: str | None = None, classes: Sequence[str] | None = None,
-                 num_classes: int | None = None, **options: Any) -> None:
-        list_file = Path(ann_file)
+    def __init__(self, ann_file: str, data_prefix: str | Mapping[str, str] | None = None, classes: Sequence[str] | None = None,
+                 num_classes: int | None = None, data_root: str | None = None, **options: Any) -> None:
+        list_file = under_data_root(ann_file, data_root)
+        image_folder = data_prefix_folders(data_prefix, {"img": ("img_path", "img")}, type(self).__name__)["img"]
         if not list_file.is_file():
             raise DatasetError(f"annotation list not found: {list_file}")
-        prefix = Path(data_prefix) if data_prefix is not None else list_file.parent
+        prefix = under_data_root(image_folder, data_root) if image_folder is not None else list_file.parent
         self.samples: list[tuple[str, int]] = []
         for number, line in enumerate(list_file.read_text(encoding="utf-8").splitlines(), start=1):
             text = line.strip()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainyard import DatasetError
+from trainyard import DatasetError, data_prefix_folders
 from trainyard.images import IMAGE_EXTENSIONS, read_image, require_directory
 from trainyard_cls.datasets.base import ClsDataset
 
@@ -26,7 +26,8 @@ class ImageFolder(ClsDataset):
 
     Args:
         data_root: the folder holding one sub-folder per class (or the splits).
-        data_prefix: the split's folder under ``data_root`` (``'train'``, ``'val'``), if any.
+        data_prefix: the split's folder under ``data_root`` (``'train'``, ``'val'``), if any;
+            mmpretrain's ``dict(img_path='train')`` says the same.
         classes: use these sub-folders, in this order, instead of all of them sorted;
             other sub-folders are left out, a listed class without a folder is logged.
         classes_from: the folder under ``data_root`` (or an absolute path) whose class
@@ -34,9 +35,10 @@ class ImageFolder(ClsDataset):
         extensions: file suffixes read as images (case-insensitive).
     """
 
-    def __init__(self, data_root: str, data_prefix: str = "", classes: Sequence[str] | None = None,
+    def __init__(self, data_root: str, data_prefix: str | Mapping[str, str] = "", classes: Sequence[str] | None = None,
                  classes_from: str | None = None, extensions: Sequence[str] = IMAGE_EXTENSIONS, **options: Any) -> None:
-        root = require_directory(Path(data_root) / data_prefix, "image folder")
+        split = data_prefix_folders(data_prefix, {"img": ("img_path", "img")}, type(self).__name__)["img"] or ""
+        root = require_directory(Path(data_root) / split, "image folder")
         if classes and classes_from:
             raise DatasetError(f"{root}: give classes or classes_from, not both")
         if classes_from:

@@ -80,6 +80,17 @@ class DetDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    def get_data_info(self, index: int) -> dict[str, Any]:
+        """The image's annotation without reading the image: ``width``, ``height`` (for aspect-ratio batching) and more."""
+        record = self.records[index]
+        return {"image_id": record.image_id, "file": record.file, "width": record.width, "height": record.height,
+                "annotations": record.annotations}
+
+    def get_cat_ids(self, index: int) -> list[int]:
+        """The labels of the image's annotations (for ``ClassBalancedDataset``), without reading the image."""
+        label_of = {category: label for label, category in enumerate(self.category_ids)}
+        return [label_of[a["category_id"]] for a in self.records[index].annotations]
+
     def read_image(self, record: ImageRecord) -> torch.Tensor:
         raise NotImplementedError
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from trainyard import DatasetError
+from trainyard import DatasetError, data_prefix_folders, under_data_root
 from trainyard.images import read_image
 from trainyard_det.datasets.base import DetDataset, ImageRecord, check_box, check_images_exist
 
@@ -49,15 +49,18 @@ class CocoDetection(DetDataset):
 
     Args:
         ann_file: the annotation JSON.
-        data_prefix: the image folder (``file_name`` is relative to it); default: the
-            JSON's folder.
+        data_prefix: the image folder (``file_name`` is relative to it), or mmdet's
+            ``dict(img='train2017/')``; default: the JSON's folder.
+        data_root: the folder a relative ``ann_file`` and ``data_prefix`` are under,
+            as in mmdet (``data_root='data/coco/'``, ``ann_file='annotations/...'``).
         filter_empty_gt: leave out images without a box to train on (True for
             training sets, False to evaluate on every image).
     """
 
-    def __init__(self, ann_file: str, data_prefix: str | None = None, classes: Sequence[str] | None = None,
-                 filter_empty_gt: bool = True, **options: Any) -> None:
-        path = Path(ann_file)
+    def __init__(self, ann_file: str, data_prefix: str | Mapping[str, str] | None = None, classes: Sequence[str] | None = None,
+                 filter_empty_gt: bool = True, data_root: str | None = None, **options: Any) -> None:
+        path = under_data_root(ann_file, data_root)
+        image_folder = data_prefix_folders(data_prefix, {"img": ("img", "img_path")}, type(self).__name__)["img"]
         coco = load_coco(path)
         categories = sorted(coco.dataset["categories"], key=lambda c: c["id"])
         if classes:
@@ -71,7 +74,7 @@ class CocoDetection(DetDataset):
             category_ids = [c["id"] for c in categories]
         super().__init__(classes=classes, filter_empty_gt=filter_empty_gt, **options)
         self.category_ids = category_ids
-        prefix = Path(data_prefix) if data_prefix is not None else path.parent
+        prefix = under_data_root(image_folder, data_root) if image_folder is not None else path.parent
         known_categories = {c["id"] for c in categories}
         records = {}
         for image in coco.dataset["images"]:

@@ -17,6 +17,9 @@ import torch
 from torch import nn
 
 from trainyard import MODELS, ConfigError, ImageDataPreprocessor, load_pretrained_weights
+from trainyard.checkpoint import load_pretrained_state
+from trainyard.openmmlab_names import model_keys_hint
+from trainyard.pretrained import torchvision_loading, torchvision_weights
 from trainyard.registry import building
 
 
@@ -31,6 +34,14 @@ class TorchvisionDetector(nn.Module):
         checkpoint: a local torchvision (or trainyard) state dict of this detector;
             keys whose shape differs (the class heads, for another class count) keep
             their fresh initialisation and are reported by key. Nothing is downloaded.
+        weights_backbone: torchvision's weights of the variant's backbone
+            (``'IMAGENET1K_V1'``), as torchvision's reference scripts and mmdet start.
+            torchvision's builder loads them and keeps its semantics: FrozenBatchNorm2d
+            and ``trainable_backbone_layers=3`` unless given.
+        weights: torchvision's weights of the whole detector (``'COCO_V1'``,
+            ``'DEFAULT'``); the builder loads them, then the class head (``class_head``)
+            is rebuilt for ``num_classes``, keeping every weight whose shape fits.
+            Both come from torch.hub's cache (see :mod:`trainyard.pretrained`).
         min_size, max_size: torchvision's internal resize (short side, long side cap).
         anchor_sizes, aspect_ratios: per feature map, e.g. ``((32,), (64,), ...)``.
         score_thresh, nms_thresh, detections_per_img: post-processing of predictions.
@@ -43,6 +54,8 @@ class TorchvisionDetector(nn.Module):
     """The name of this model's :class:`trainyard.inference.Task` in ``TASKS`` (predict, export)."""
     variants: Mapping[str, str] = {}
     torchvision_class = ""
+    class_head = "head.classification_head"
+    """The sub-module whose shape depends on the class count, rebuilt after loading whole-detector ``weights``."""
     adds_background = False
     option_names: Mapping[str, str] = {
         "min_size": "min_size", "max_size": "max_size", "score_thresh": "score_thresh",
@@ -52,7 +65,8 @@ class TorchvisionDetector(nn.Module):
     extra_arguments: tuple[str, ...] = ("size_divisible", "fixed_size")  # GeneralizedRCNNTransform's, through **kwargs
 
     def __init__(self, num_classes: int, variant: str | None = None, backbone: Mapping[str, Any] | None = None,
-                 checkpoint: str | None = None, min_size: int | None = None, max_size: int | None = None,
+                 checkpoint: str | None = None, weights_backbone: str | None = None, weights: str | None = None,
+                 min_size: int | None = None, max_size: int | None = None,
                  anchor_sizes: Sequence[Sequence[int]] | None = None, aspect_ratios: Sequence[Sequence[float]] | None = None,
                  score_thresh: float | None = None, nms_thresh: float | None = None, detections_per_img: int | None = None,
                  data_preprocessor: Mapping[str, Any] | None = None, **detector_args: Any) -> None:
@@ -77,10 +91,14 @@ class TorchvisionDetector(nn.Module):
             options[self.anchor_argument] = AnchorGenerator(tuple(map(tuple, anchor_sizes)), tuple(map(tuple, ratios)))
         unknown = sorted(set(detector_args) - set(self.accepted_arguments()))
         if unknown:  # torchvision passes unknown keywords down to a **kwargs that ignores them: a typo would pass silently
-            raise ConfigError(f"{name} got unknown arguments {unknown}; accepted: {', '.join(self.accepted_arguments())}")
+            hint = model_keys_hint(unknown)
+            raise ConfigError(f"{name} got unknown arguments {unknown}; accepted: {', '.join(self.accepted_arguments())}" + (f". {hint}" if hint else ""))
         classes = num_classes + 1 if self.adds_background else num_classes
         try:
             if backbone is not None:
+                if weights or weights_backbone:
+                    raise ConfigError(f"{name}: weights and weights_backbone are torchvision's weights of a variant; "
+                                      "a custom backbone starts from its own (its init_cfg, for one)")
                 with building("model.backbone"):
                     backbone_module = MODELS.build(backbone)
                 self.net = self.around_backbone(backbone_module, classes, options)
@@ -89,12 +107,31 @@ class TorchvisionDetector(nn.Module):
                 if variant not in self.variants:
                     raise ConfigError(f"{name}: unknown variant {variant!r}; choose one of {', '.join(self.variants)}")
                 build = getattr(detection, self.variants[variant])
-                self.net = build(weights=None, weights_backbone=None, num_classes=classes, **options)
+                self.net = self._build_variant(build, classes, options, weights, weights_backbone)
         except TypeError as exc:
             raise ConfigError(f"{name}: an argument does not fit ({exc}); accepted: {', '.join(self.accepted_arguments())}") from None
         self.data_preprocessor = ImageDataPreprocessor(**(data_preprocessor or {"mean": (0.0, 0.0, 0.0), "std": (255.0, 255.0, 255.0)}))
         if checkpoint:
             load_pretrained_weights(self.net, checkpoint, revise_keys=[(r"^module\.", ""), (r"^net\.", "")])
+
+    def _build_variant(self, build: Any, classes: int, options: dict[str, Any], weights: str | None,
+                       weights_backbone: str | None) -> nn.Module:
+        """torchvision's builder, with its weights semantics, reading through trainyard's cache lookup and safe loader."""
+        where = type(self).__name__
+        backbone = torchvision_weights(build, weights_backbone, "weights_backbone") if weights_backbone else None
+        if not weights:
+            with torchvision_loading(where):
+                return build(weights=None, weights_backbone=backbone, num_classes=classes, **options)
+        whole = torchvision_weights(build, weights)
+        with torchvision_loading(where):
+            net = build(weights=whole, **options)  # for the weights' own classes, as torchvision builds it
+        if len(whole.meta["categories"]) != classes:
+            head = build(weights=None, weights_backbone=None, num_classes=classes, **options).get_submodule(self.class_head)
+            load_pretrained_state(head, net.get_submodule(self.class_head).state_dict(),
+                                  f"{where}.{self.class_head}: {whole}, rebuilt for {classes} classes")
+            parent, _, attribute = self.class_head.rpartition(".")
+            setattr(net.get_submodule(parent), attribute, head)
+        return net
 
     def around_backbone(self, backbone: nn.Module, classes: int, options: dict[str, Any]) -> nn.Module:
         return self.detector_class()(backbone, classes, **options)
@@ -157,6 +194,7 @@ class FasterRCNN(TorchvisionDetector):
         "mobilenet_v3_large_fpn": "fasterrcnn_mobilenet_v3_large_fpn",
     }
     torchvision_class = "FasterRCNN"
+    class_head = "roi_heads.box_predictor"
     adds_background = True
     option_names = {"min_size": "min_size", "max_size": "max_size", "score_thresh": "box_score_thresh",
                     "nms_thresh": "box_nms_thresh", "detections_per_img": "box_detections_per_img"}

@@ -1,7 +1,8 @@
-"""torchvision's segmentation models behind trainyard's model contract, built without downloads.
+"""torchvision's segmentation models behind trainyard's model contract.
 
-Weights come only from a local file: ``weights_path`` here (a torchvision state dict,
-loaded before training) or ``load_from`` in the config.
+Pretrained weights come from torchvision's weights API through torch.hub's cache
+(``weights``, ``weights_backbone``; see :mod:`trainyard.pretrained`) or from a local
+file: ``checkpoint`` here (a torchvision state dict) or ``load_from`` in the config.
 """
 
 from __future__ import annotations
@@ -13,39 +14,59 @@ from torchvision.models import segmentation
 
 from trainyard import ConfigError
 from trainyard.checkpoint import load_pretrained_weights
+from trainyard.pretrained import load_torchvision_weights, torchvision_loading, torchvision_weights
+from trainyard.deprecation import renamed_argument
+from trainyard.openmmlab_names import model_keys_hint
 from trainyard_seg.models.segmentor import Segmentor
 
 
 class TorchvisionSegmentor(Segmentor):
-    """Wraps ``torchvision.models.segmentation.<builder>`` (``weights=None``, ``weights_backbone=None``).
+    """Wraps ``torchvision.models.segmentation.<builder>``.
 
     Args:
         num_classes: output classes.
         aux_loss: build the auxiliary head (FCN, DeepLabV3) and add its loss.
-        weights_path: a local torchvision state dict for the whole model; keys that
+        weights: torchvision's weights of the whole model (``'COCO_WITH_VOC_LABELS_V1'``,
+            ``'DEFAULT'``): the model is built for ``num_classes`` and the weights loaded
+            into it; the classifiers for another class count are re-initialised (and an
+            auxiliary head the model does not build is left out), all logged by key.
+        weights_backbone: torchvision's weights of the backbone (``'IMAGENET1K_V1'``),
+            loaded by torchvision's builder, as its reference scripts train.
+        checkpoint: a local torchvision state dict for the whole model; keys that
             do not fit (the classifier for another class count) are reported and skipped.
+        weights_path: the old name of ``checkpoint``, deprecated.
     """
 
     builder = ""
 
-    def __init__(self, num_classes: int, aux_loss: bool = False, weights_path: str | None = None,
-                 data_preprocessor: dict | None = None, dice_weight: float = 0.0, **builder_args: Any) -> None:
+    def __init__(self, num_classes: int, aux_loss: bool = False, checkpoint: str | None = None,
+                 data_preprocessor: dict | None = None, dice_weight: float = 0.0, weights_path: str | None = None,
+                 weights: str | None = None, weights_backbone: str | None = None, **builder_args: Any) -> None:
         super().__init__(num_classes, data_preprocessor=data_preprocessor, dice_weight=dice_weight)
+        if weights_path is not None:
+            checkpoint = renamed_argument(type(self).__name__, "weights_path", "checkpoint", weights_path)
         build = getattr(segmentation, self.builder)
         accepted = [name for name, p in inspect.signature(build).parameters.items() if p.kind is p.KEYWORD_ONLY and not name.startswith("weights")]
         unknown = sorted(set(builder_args) - set(accepted))
         if unknown:
             # torchvision's builders take **kwargs and drop what they do not know: a typo would pass silently
             raise ConfigError(
-                f"{type(self).__name__} got unknown arguments {unknown}; accepted: num_classes, aux_loss, weights_path, "
-                f"data_preprocessor, dice_weight{''.join(', ' + a for a in accepted if a not in ('num_classes', 'aux_loss'))}"
+                f"{type(self).__name__} got unknown arguments {unknown}; accepted: num_classes, aux_loss, weights, weights_backbone, "
+                f"checkpoint, data_preprocessor, dice_weight{''.join(', ' + a for a in accepted if a not in ('num_classes', 'aux_loss'))}"
+                + (f". {hint}" if (hint := model_keys_hint(unknown)) else "")
             )
-        options = {"weights": None, "weights_backbone": None, "num_classes": num_classes, **builder_args}
+        where = type(self).__name__
+        whole = torchvision_weights(build, weights) if weights else None
+        backbone = torchvision_weights(build, weights_backbone, "weights_backbone") if weights_backbone else None
+        options = {"weights": None, "weights_backbone": backbone, "num_classes": num_classes, **builder_args}
         if aux_loss:
             options["aux_loss"] = True
-        self.net = build(**options)
-        if weights_path:
-            load_pretrained_weights(self.net, weights_path)
+        with torchvision_loading(where):
+            self.net = build(**options)
+        if whole is not None:
+            load_torchvision_weights(self.net, whole, where)
+        if checkpoint:
+            load_pretrained_weights(self.net, checkpoint)
 
     def logits(self, inputs):
         return dict(self.net(inputs))
