@@ -73,8 +73,8 @@ def foreign_names_in(value: Any) -> set[str]:
         return {value.foreign_name}
     if isinstance(value, type) and issubclass(value, ForeignObject):
         return {value.foreign_name}
-    if isinstance(value, Mapping):
-        return set().union(*(foreign_names_in(v) for v in value.values())) if value else set()
+    if isinstance(value, Mapping):  # keys too: a placeholder can stand where a name is expected
+        return set().union(*(foreign_names_in(k) | foreign_names_in(v) for k, v in value.items())) if value else set()
     if isinstance(value, (list, tuple, set)):
         return set().union(*(foreign_names_in(v) for v in value)) if value else set()
     return set()

@@ -30,6 +30,7 @@ from trainyard import checkpoint
 from trainyard.errors import CheckpointError, ConfigError, DatasetError, ModelContractError, RegistryError
 from trainyard.images import IMAGE_EXTENSIONS, from_16_bit, pil_to_tensor, read_image
 from trainyard.registry import MODELS, TASKS, building
+from trainyard.pretrained import weights_from_checkpoint
 
 __all__ = ["Task", "Predictor", "Prediction", "find_checkpoint", "autocast_context", "resolve_device", "remove_padding"]
 
@@ -362,7 +363,7 @@ class Predictor:
             model_cfg["num_classes"] = len(metainfo["classes"])
         model_cfg.pop("checkpoint", None)  # the weights come from the run's checkpoint, not its starting point
         try:
-            with building("model"):
+            with building("model"), weights_from_checkpoint():  # the checkpoint's weights replace any pretrained ones
                 model = MODELS.build(model_cfg)
         except RegistryError as exc:
             if config is None and cfg.get("custom_imports"):

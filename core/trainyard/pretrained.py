@@ -23,6 +23,7 @@ pretrained weights never starts from random ones.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import difflib
 import logging
 import os
@@ -50,6 +51,8 @@ __all__ = [
     "torchvision_loading",
     "load_torchvision_weights",
     "apply_init_cfg",
+    "weights_from_checkpoint",
+    "weights_come_from_checkpoint",
 ]
 
 OFFLINE_VARIABLES = ("TRAINYARD_OFFLINE", "HF_HUB_OFFLINE")
@@ -187,6 +190,35 @@ def torchvision_weights(builder: Callable[..., Any], name: str, argument: str = 
     return weights
 
 
+_FROM_CHECKPOINT: contextvars.ContextVar[bool] = contextvars.ContextVar("trainyard_weights_from_checkpoint", default=False)
+
+
+@contextlib.contextmanager
+def weights_from_checkpoint() -> Iterator[None]:
+    """While building a model whose every weight a checkpoint then replaces (resume, evaluation, prediction).
+
+    Pretrained weights the config names are neither fetched nor read: an offline
+    machine can evaluate a fine-tuned run without the ImageNet file, and a checkpoint
+    from elsewhere cannot make trainyard fetch a URL its saved config names (into the
+    shared cache). The architecture is built exactly as with the weights (torchvision's
+    frozen batch norm under ``weights_backbone``), so the checkpoint still fits.
+    """
+    token = _FROM_CHECKPOINT.set(True)
+    try:
+        yield
+    finally:
+        _FROM_CHECKPOINT.reset(token)
+
+
+def weights_come_from_checkpoint() -> bool:
+    """Whether a model being built now gets its weights from a checkpoint (see :func:`weights_from_checkpoint`)."""
+    return _FROM_CHECKPOINT.get()
+
+
+class _NotRead(dict):
+    """The empty state dict torchvision's builders get under :func:`weights_from_checkpoint`; loading it does nothing."""
+
+
 @contextlib.contextmanager
 def torchvision_loading(where: str) -> Iterator[None]:
     """Route torchvision's ``WeightsEnum.get_state_dict`` through trainyard's cache lookup and safe reading.
@@ -202,13 +234,25 @@ def torchvision_loading(where: str) -> Iterator[None]:
     original = WeightsEnum.get_state_dict
     loaded: list[tuple[Any, Path, int]] = []
 
+    original_load = nn.Module.load_state_dict
+    skipped = weights_come_from_checkpoint()
+
     def get_state_dict(self: Any, *args: Any, check_hash: bool = False, **kwargs: Any) -> dict[str, Any]:
+        if skipped:
+            return _NotRead()
         path = fetch_weights(self.url, f"{where}: torchvision's {self}", check_hash=check_hash)
         state = read_weights(path)
         loaded.append((self, path, len(state)))
         return state
 
+    def load_state_dict(self: nn.Module, state_dict: Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if isinstance(state_dict, _NotRead):
+            return None
+        return original_load(self, state_dict, *args, **kwargs)
+
     WeightsEnum.get_state_dict = get_state_dict  # type: ignore[method-assign]
+    if skipped:
+        nn.Module.load_state_dict = load_state_dict  # type: ignore[method-assign]
     try:
         yield
     except RuntimeError as exc:
@@ -219,6 +263,7 @@ def torchvision_loading(where: str) -> Iterator[None]:
         raise PretrainedWeightsError(f"{where}: {path} is not {weights} ({detail}); delete it to download it again") from None
     finally:
         WeightsEnum.get_state_dict = original  # type: ignore[method-assign]
+        nn.Module.load_state_dict = original_load  # type: ignore[method-assign]
     for weights, path, count in loaded:
         _logger.info(f"{where}: loaded {weights} from {path}: {count} keys, 0 missing, 0 unexpected (torchvision's builder loads strictly)")
 
@@ -226,10 +271,22 @@ def torchvision_loading(where: str) -> Iterator[None]:
 def load_torchvision_weights(module: nn.Module, weights: Any, where: str) -> list[str]:
     """Load torchvision ``weights`` into a ``module`` built without them; keys whose shape differs (a head for another class count) stay fresh.
 
-    Returns the re-initialised keys.
+    Returns the re-initialised keys. A file under the expected name that is another
+    architecture (keys missing or left over) is one line, never a start from random weights.
     """
+    if weights_come_from_checkpoint():
+        return []
     path = fetch_weights(weights.url, f"{where}: torchvision's {weights}", check_hash=True)
-    return load_pretrained_state(module, read_weights(path), f"{where}: {weights} ({path})")
+    state = read_weights(path)
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise PretrainedWeightsError(
+            f"{where}: {path} is not {weights} ({len(missing)} of the model's keys missing, e.g. {missing[:2]}; "
+            f"{len(unexpected)} unexpected, e.g. {unexpected[:2]}); delete it to download it again"
+        )
+    return load_pretrained_state(module, state, f"{where}: {weights} ({path})")
 
 
 # init_cfg ------------------------------------------------------------------------
@@ -308,6 +365,10 @@ def apply_init_cfg(module: nn.Module, init_cfg: Mapping[str, Any] | Sequence[Map
     ``net``; keys that do not fit are reported and stay as initialised. mmengine's
     ``map_location`` is accepted and has no effect: weights are read onto the CPU.
     """
+    if isinstance(init_cfg, str) or not isinstance(init_cfg, (Mapping, Sequence)):
+        raise ConfigError(f"{where}.init_cfg must be dict(type='Pretrained', checkpoint=...) or a list of them, got {init_cfg!r}")
+    if weights_come_from_checkpoint():
+        return
     for cfg in ([init_cfg] if isinstance(init_cfg, Mapping) else list(init_cfg)):
         if not isinstance(cfg, Mapping) or cfg.get("type") != "Pretrained":
             kind = cfg.get("type") if isinstance(cfg, Mapping) else cfg
@@ -329,4 +390,12 @@ def apply_init_cfg(module: nn.Module, init_cfg: Mapping[str, Any] | Sequence[Map
             weights = _with_prefix(weights, cfg["prefix"], what)
         name, target = _target(module, weights, what)
         source = checkpoint if str(path) == checkpoint else f"{checkpoint} ({path})"
+        own = target.state_dict()
+        covered = len(set(own) & set(weights))
+        if covered * 2 < len(own):
+            raise PretrainedWeightsError(
+                f"{what}: {path} has only {covered} of the {len(own)} keys of {type(target).__name__}: another "
+                "architecture (or a wrong prefix); more than half would start from random weights. Fix checkpoint/prefix, "
+                "or delete the file if it sits in a cache under the wrong name"
+            )
         load_pretrained_state(target, weights, f"{where}{name}: {source}")

@@ -8,6 +8,7 @@ the loop to a loop object, policy to hooks, persistence to
 
 from __future__ import annotations
 
+import contextlib
 import pprint
 import time
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from trainyard.logging import LogBuffer, RunWriter, add_log_file, setup_logger
 from trainyard.lr_scaling import scale_lr
 from trainyard.openmmlab_keys import config_warnings, ddp_arguments
 from trainyard.run_status import log_run_status
+from trainyard.pretrained import weights_from_checkpoint
 from trainyard.optim import OptimWrapper, amp_dtype_of, build_optim_wrapper
 from trainyard.registry import HOOKS, LOOPS, MODELS, SCHEDULERS, building
 
@@ -185,7 +187,8 @@ class Runner:
             raise ConfigError("the config has no 'model'")
         if isinstance(model_cfg, Mapping) and model_cfg.get("num_classes") == "auto":
             model_cfg["num_classes"] = self._count_dataset_classes()
-        with building("model"):
+        replaced = weights_from_checkpoint() if self._resume_source is not None else contextlib.nullcontext()
+        with building("model"), replaced:  # a resume replaces every weight: pretrained files are not fetched
             model = MODELS.build(model_cfg)
         if not isinstance(model, nn.Module):
             raise ConfigError(f"model type {model_cfg.get('type')!r} built a {type(model).__name__}, not an nn.Module")

@@ -178,3 +178,17 @@ def test_the_work_dir_help_of_an_evaluation_says_what_goes_there(verb, capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     assert f"where the evaluation's log and pictures go, in a <timestamp>_{verb} folder" in help_text
     assert "checkpoints" not in help_text.split("--work-dir WORK_DIR", 2)[-1].split("--launcher")[0]
+
+
+def test_torchruns_environment_outranks_a_dumped_configs_launcher_none(tmp_path, monkeypatch):
+    from trainyard.cli.arguments import config_from_arguments
+
+    config = tmp_path / "dumped.py"
+    config.write_text(f"_base_ = [{str(REPO / 'tests/configs/tiny.py')!r}]\nlauncher = 'none'\n")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    args = build_parser().parse_args(["train", str(config), "--work-dir", str(tmp_path / "w")])
+    assert config_from_arguments(args, "train").launcher == "pytorch"
+    monkeypatch.delenv("RANK")
+    monkeypatch.delenv("WORLD_SIZE")
+    assert config_from_arguments(args, "train").launcher == "none"

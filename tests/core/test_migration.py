@@ -229,3 +229,15 @@ def test_a_checkpoint_naming_os_stays_refused(tmp_path):
     torch.save({"state_dict": {"weight": torch.ones(2)}, "message_hub": Shell()}, tmp_path / "s.pth")
     with pytest.raises(CheckpointError, match=r"cannot be read safely: .*blocked"):
         read_foreign_checkpoint(tmp_path / "s.pth")
+
+
+def test_a_python_object_standing_as_a_weights_key_is_refused(tmp_path):
+    torch.save({"state_dict": {Path("x"): torch.ones(2)}}, tmp_path / "k.pth")
+    with pytest.raises(CheckpointError, match=r"its 'state_dict' holds Python objects \(pathlib\."):
+        read_foreign_checkpoint(tmp_path / "k.pth")
+
+
+def test_mmdet_head_configs_given_to_a_torchvision_detector_are_one_line():
+    model = dict(type="FasterRCNN", num_classes=3, variant="mobilenet_v3_large_320_fpn", rpn_head=dict(type="RPNHead"))
+    with pytest.raises(ConfigError, match=r"rpn_head given as OpenMMLab component configs .* docs/migrating.md"):
+        MODELS.build(model)

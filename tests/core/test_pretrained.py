@@ -150,3 +150,39 @@ def test_init_cfg_mistakes_are_one_line(init_cfg, error, words, offline_cache, t
     with pytest.raises(error) as raised:
         MODELS.build(dict(type="SmallCNN", num_classes=2, init_cfg=init_cfg))
     assert words in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_cached_file_of_another_architecture_never_starts_a_classifier_from_random_weights(offline_cache):
+    place_in_torch_hub_cache(offline_cache, RESNET18, torchvision.models.mobilenet_v3_small().state_dict())
+    with pytest.raises(PretrainedWeightsError, match=r"resnet18-f37072fd.pth is not ResNet18_Weights.IMAGENET1K_V1 .* delete it"):
+        MODELS.build(dict(type="TorchvisionBackbone", name="resnet18", num_classes=4, weights="IMAGENET1K_V1"))
+
+
+def test_init_cfg_from_a_file_covering_under_half_of_the_model_is_refused(offline_cache):
+    place_in_torch_hub_cache(offline_cache, RESNET18, torchvision.models.resnet18().state_dict())
+    model = dict(type="TorchvisionBackbone", name="resnet50", num_classes=4, init_cfg=dict(type="Pretrained", checkpoint="torchvision://resnet18"))
+    with pytest.raises(PretrainedWeightsError, match=r"has only \d+ of the \d+ keys .* more than half would start from random"):
+        MODELS.build(model)
+
+
+def test_an_init_cfg_given_as_a_string_is_one_clear_error():
+    with pytest.raises(ConfigError, match="init_cfg must be dict"):
+        MODELS.build(dict(type="TorchvisionBackbone", name="resnet18", num_classes=4, init_cfg="torchvision://resnet18"))
+
+
+def test_a_model_whose_weights_a_checkpoint_replaces_fetches_no_pretrained_file(offline_cache, tmp_path):
+    """Evaluating or resuming a fine-tuned run needs neither the ImageNet file nor any URL its saved config names."""
+    from trainyard.pretrained import weights_from_checkpoint
+
+    requests = [dict(type="TorchvisionBackbone", name="resnet18", num_classes=4, weights="IMAGENET1K_V1"),
+                dict(type="TorchvisionBackbone", name="resnet18", num_classes=4,
+                     init_cfg=dict(type="Pretrained", checkpoint=f"file://{tmp_path}/planted/resnet18-f37072fd.pth")),
+                dict(type="FasterRCNN", num_classes=3, variant="resnet50_fpn", weights_backbone="IMAGENET1K_V1")]
+    for model in requests:
+        with pytest.raises(PretrainedWeightsError):
+            MODELS.build(model)  # without the context: the file is needed, and offline it is one line
+        with weights_from_checkpoint():
+            built = MODELS.build(model)
+        assert not list(offline_cache.rglob("*.pth"))
+    frozen = type(built.net.backbone.body.bn1).__name__
+    assert frozen == "FrozenBatchNorm2d"  # the architecture is the one the weights would give, so the checkpoint fits

@@ -75,7 +75,8 @@ def config_from_arguments(args: argparse.Namespace, mode: str, saved: Any = None
         cfg.work_dir = args.work_dir
     elif not cfg.get("work_dir"):
         cfg.work_dir = str(Path("work_dirs") / config_stem(args.config))
-    cfg.launcher = args.launcher or cfg.get("launcher") or detect_launcher()
+    detected = detect_launcher()  # torchrun's or srun's environment outranks a dumped config's launcher='none'
+    cfg.launcher = args.launcher or (detected if detected != "none" else None) or cfg.get("launcher") or "none"
     if mode == "train":
         randomness = dict(cfg.get("randomness") or {})
         if args.seed is not None:

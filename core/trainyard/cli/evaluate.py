@@ -78,11 +78,17 @@ def _saved_config(args: argparse.Namespace) -> Any:
 def _evaluate(args: argparse.Namespace) -> int:
     """Load the checkpoint, run the loop once, optionally write the metrics."""
     cfg = _evaluation_config(args)
+    import contextlib
+
     from trainyard import dist
+    from trainyard.pretrained import weights_from_checkpoint
     from trainyard.runner import Runner
 
+    # a strict evaluation replaces every weight: pretrained files the config names are not fetched
+    replaced = contextlib.nullcontext() if args.non_strict else weights_from_checkpoint()
     try:
-        runner = Runner.from_cfg(cfg)
+        with replaced:
+            runner = Runner.from_cfg(cfg)
         metrics = runner.test() if args.split == "test" else runner.val()
     except BaseException:
         dist.destroy()

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from trainyard import CheckpointError, ConfigError, PretrainedWeightsError
-from trainyard.pretrained import fetch_weights, hf_file, load_torchvision_weights, read_weights, torchvision_weights
+from trainyard.pretrained import (fetch_weights, hf_file, load_torchvision_weights, read_weights, torchvision_weights,
+                                  weights_come_from_checkpoint)
 
 
 def _unknown_name(kind: str, name: str, known: list[str]) -> ConfigError:
@@ -104,6 +105,7 @@ class TimmBackbone(nn.Module):
         if not timm.is_model(name):
             raise _unknown_name("TimmBackbone", name, timm.list_models())
         overlay = dict(pretrained_cfg_overlay or {})
+        pretrained = pretrained and not weights_come_from_checkpoint()  # the checkpoint's weights replace them
         if pretrained:
             path = _timm_weights_file(name, overlay)
             overlay = {**overlay, "file": None, "state_dict": read_weights(path)}  # read here, safely; timm adapts it
