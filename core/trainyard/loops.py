@@ -109,6 +109,12 @@ class _TrainLoop:
             self.stop_training = True
             log_stop_request(self.runner.logger, received, self.iter)
 
+    def _settle_stop_agreement(self) -> None:
+        """Wait for the last background stop all-reduce: no collective is left in flight when the process group goes."""
+        if self._pending_stop is not None:
+            self._pending_stop()
+            self._pending_stop = None
+
     @property
     def epoch(self) -> int:
         return self.iter // self.iters_per_epoch
@@ -199,6 +205,7 @@ class EpochBasedTrainLoop(_TrainLoop):
             done = self.epoch
             if done >= self.val_begin and (done % self.val_interval == 0 or done == self.max_epochs):
                 self._validate()
+        self._settle_stop_agreement()
         runner.call_hook("after_train")
 
     def run_epoch(self) -> None:
@@ -248,6 +255,7 @@ class IterBasedTrainLoop(_TrainLoop):
             if self.iter >= self.val_begin and (self.iter % self.val_interval == 0 or self.iter == self.max_iters):
                 self._validate()
         runner.call_hook("after_train_epoch")
+        self._settle_stop_agreement()
         runner.call_hook("after_train")
 
     def progress_text(self, batch_idx: int) -> str:

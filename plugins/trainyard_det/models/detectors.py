@@ -89,6 +89,10 @@ class TorchvisionDetector(nn.Module):
 
             ratios = aspect_ratios or ((0.5, 1.0, 2.0),) * len(anchor_sizes)
             options[self.anchor_argument] = AnchorGenerator(tuple(map(tuple, anchor_sizes)), tuple(map(tuple, ratios)))
+        unknown = sorted(set(detector_args) - set(self.accepted_arguments()))
+        if unknown:  # torchvision passes unknown keywords down to a **kwargs that ignores them: a typo would pass silently
+            hint = model_keys_hint(unknown)
+            raise ConfigError(f"{name} got unknown arguments {unknown}; accepted: {', '.join(self.accepted_arguments())}" + (f". {hint}" if hint else ""))
         component_configs = sorted(key for key, value in detector_args.items() if isinstance(value, Mapping) and "type" in value)
         if component_configs:  # torchvision takes modules there: an mmdet config dict would fail at the first forward
             raise ConfigError(
@@ -96,10 +100,6 @@ class TorchvisionDetector(nn.Module):
                 "detectors build their heads themselves: remove them and set num_classes, anchor_sizes, score_thresh, ... "
                 "(see docs/migrating.md)"
             )
-        unknown = sorted(set(detector_args) - set(self.accepted_arguments()))
-        if unknown:  # torchvision passes unknown keywords down to a **kwargs that ignores them: a typo would pass silently
-            hint = model_keys_hint(unknown)
-            raise ConfigError(f"{name} got unknown arguments {unknown}; accepted: {', '.join(self.accepted_arguments())}" + (f". {hint}" if hint else ""))
         classes = num_classes + 1 if self.adds_background else num_classes
         try:
             if backbone is not None:
