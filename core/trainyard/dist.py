@@ -243,5 +243,32 @@ def destroy(synchronize: bool = False) -> None:
     _cpu_group = None
     if is_distributed():
         if synchronize:
-            torch_dist.barrier()
+            _exit_barrier()
         torch_dist.destroy_process_group()
+
+
+_exit_count = 0
+
+
+def _exit_barrier() -> None:
+    """Wait for every rank through the rendezvous store, not a gloo collective.
+
+    A gloo ``barrier`` keeps the collectives still in flight when it starts; its worker
+    thread frees them, and their tensors, after ``barrier`` has returned. At interpreter
+    exit that thread can no longer take the GIL and the process aborts ("terminate called
+    without an active exception"), failing a run that had finished. The store's
+    round trip leaves no gloo work behind and lets those threads finish while it waits.
+    The rank hosting the store (rank 0 without torchrun's agent) leaves last, so no
+    rank loses the store before it has read that everyone arrived.
+    """
+    global _exit_count
+    _exit_count += 1
+    store = torch_dist.PrefixStore(f"trainyard/exit_{_exit_count}/", torch_dist.distributed_c10d._get_default_store())
+    world_size = get_world_size()
+    if store.add("arrived", 1) == world_size:
+        store.set("all_arrived", "1")
+    store.wait(["all_arrived"])
+    if store.add("left", 1) == world_size:
+        store.set("all_left", "1")
+    if get_rank() == 0:
+        store.wait(["all_left"])
