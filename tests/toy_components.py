@@ -296,3 +296,69 @@ class ReadTimeoutDataset(ToyDataset):
 
     def __getitem__(self, index: int) -> dict:
         raise TimeoutError("read timeout")
+
+
+@HOOKS.register()
+class FreezeNodeAtIterHook(Hook):
+    """After iteration ``iteration``, once, a process of a node started with ``TRAINYARD_TEST_FREEZE=1`` writes
+    ``marker`` and hangs, so that the test can kill that whole node (agent and workers) at a known point."""
+
+    priority = "LOWEST"
+
+    def __init__(self, iteration: int, marker: str) -> None:
+        self.iteration, self.marker = iteration, Path(marker)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if os.environ.get("TRAINYARD_TEST_FREEZE") == "1" and runner.iter == self.iteration and not self.marker.exists():
+            import time
+
+            self.marker.write_text(str(runner.rank))
+            time.sleep(600)
+
+
+@HOOKS.register()
+class RecordLaunchHook(Hook):
+    """Writes ``DIR/rank<r>-<pid>.json``: what the launcher told this process (local rank, node rank, host)."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = Path(out_dir)
+
+    def before_train(self, runner) -> None:
+        import json
+        import socket
+
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        launch = {"rank": runner.rank, "local_rank": os.environ.get("LOCAL_RANK"), "group_rank": os.environ.get("GROUP_RANK"),
+                  "host": socket.gethostname(), "restart": os.environ.get("TORCHELASTIC_RESTART_COUNT")}
+        (self.out_dir / f"rank{runner.rank}-{os.getpid()}.json").write_text(json.dumps(launch))
+
+
+@HOOKS.register()
+class UnsavedStateHook(Hook):
+    """Not resumable on purpose: nudges the model's first parameter by an amount that grows with a count of
+    iterations it keeps outside any ``state_dict``, so a resumed run counts from 0 again and ends elsewhere."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self.seen += 1
+        with torch.no_grad():
+            next(runner.unwrapped_model.parameters()).add_(1e-3 * self.seen)
+
+
+@HOOKS.register()
+class RecordLoadedStateHook(Hook):
+    """Writes ``DIR/rank<r>.pth`` right after a resume: the whole model and optimizer state this rank loaded,
+    and the loop position (under FSDP gathered with ``get_state_dict(full_state_dict=True)``, a collective)."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = Path(out_dir)
+
+    def after_load_checkpoint(self, runner, checkpoint) -> None:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+        options = StateDictOptions(full_state_dict=True)  # on every rank
+        model, optimizer = get_state_dict(runner.unwrapped_model, runner.optimizer, options=options)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": model, "optimizer": optimizer, "iter": runner.iter}, self.out_dir / f"rank{runner.rank}.pth")

@@ -16,6 +16,12 @@ is printed too, to show how far one number can be trusted.
     python tools/benchmark.py --model resnet18 # a task plugin's model (see --help)
     python tools/benchmark.py --mode val --model unet --image-size 64      # validation images/s
     python tools/benchmark.py --mode predict --model unet --image-size 64  # Predictor images/s
+    python tools/benchmark.py --mode fixed --clock cpu   # extra us/iteration of trainyard, MMEngine, Lightning
+    python tools/benchmark.py --mode epochs --clock cpu  # wall(3 epochs) - wall(1 epoch), the same four
+    python tools/benchmark.py --mode data                # ImageFolder and COCO pipelines vs torchvision's
+    python tools/benchmark.py --mode scaling --independent  # the seg job on 1 and 2 gloo processes
+
+docs/benchmark.md explains each mode and holds the measured tables.
 """
 
 from __future__ import annotations
@@ -61,6 +67,8 @@ class BenchNet(nn.Module):
 class InMemoryImages(torch.utils.data.Dataset):
     """Random images and labels, made once and held in memory."""
 
+    is_random = False  # samples are read as stored: trainyard skips per-sample seeding
+
     def __init__(self, length: int = 512, size: int = 32, num_classes: int = 10) -> None:
         generator = torch.Generator().manual_seed(0)
         self.images = torch.randn(length, 3, size, size, generator=generator)
@@ -82,12 +90,14 @@ class IterationClock(Hook):
         self.stamps = stamps
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        self.stamps.append(time.perf_counter())
+        self.stamps.append(clock())
 
 
 @DATASETS.register()
 class InMemoryDetections(torch.utils.data.Dataset):
     """trainyard_det's generated shapes with boxes, drawn once and held in memory."""
+
+    is_random = False  # samples are read as stored: trainyard skips per-sample seeding
 
     def __init__(self, length: int = 512, size: int = 128) -> None:
         generated = DATASETS.build(dict(type="GeneratedDetDataset", length=length, size=size))
@@ -103,6 +113,8 @@ class InMemoryDetections(torch.utils.data.Dataset):
 @DATASETS.register()
 class InMemoryShapes(torch.utils.data.Dataset):
     """trainyard_seg's generated shapes with label maps, drawn once and held in memory."""
+
+    is_random = False  # samples are read as stored: trainyard skips per-sample seeding
 
     def __init__(self, length: int = 512, size: int = 64) -> None:
         generated = DATASETS.build(dict(type="ShapesDataset", split="val", length=length, size=size))
@@ -135,6 +147,10 @@ EVALUATORS = {"InMemoryImages": dict(type="Accuracy"), "InMemoryDetections": dic
               "InMemoryShapes": dict(type="IoUMetric", per_class=False)}
 
 
+clock = time.perf_counter
+"""Every timestamp's source: the wall clock, or this process's CPU time with ``--clock cpu``."""
+
+
 def build_model(args: argparse.Namespace) -> nn.Module:
     return MODELS.build(TASKS[args.model][0])
 
@@ -146,7 +162,7 @@ def build_dataset(args: argparse.Namespace) -> torch.utils.data.Dataset:
 
 def plain_loop(args: argparse.Namespace, device: torch.device) -> tuple[float, list[float]]:
     """What a user writes by hand: model, optimizer, DataLoader, loop."""
-    start = time.perf_counter()
+    start = clock()
     torch.manual_seed(0)
     model = build_model(args).to(device)
     preprocess = getattr(model, "data_preprocessor", None)
@@ -166,7 +182,7 @@ def plain_loop(args: argparse.Namespace, device: torch.device) -> tuple[float, l
             optimizer.step()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            stamps.append(time.perf_counter())
+            stamps.append(clock())
             if len(stamps) == args.iters:
                 break
     return start, stamps
@@ -198,7 +214,7 @@ def runner_loop(args: argparse.Namespace, device: torch.device, work_dir: Path) 
         )
     )
     cfg.custom_hooks = hooks
-    start = time.perf_counter()
+    start = clock()
     with contextlib.redirect_stdout(io.StringIO()):
         Runner.from_cfg(cfg).train()
     return start, stamps
@@ -217,7 +233,7 @@ class _CudaSync(Hook):
 
 
 def plain_eval(args: argparse.Namespace, model: nn.Module, dataset: torch.utils.data.Dataset, device: torch.device) -> list[float]:
-    """Validation by hand: an ``inference_mode`` loop feeding the same metric; a timestamp per batch."""
+    """Validation by hand: an ``inference_mode`` loop feeding the same metric and drawing its pictures; a timestamp per batch."""
     from trainyard.evaluation import Evaluator
 
     evaluator = Evaluator.from_cfg(EVALUATORS[TASKS[args.model][1]], "val_evaluator")
@@ -225,17 +241,18 @@ def plain_eval(args: argparse.Namespace, model: nn.Module, dataset: torch.utils.
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, collate_fn=default_collate)
     model.eval()
     evaluator.reset()
-    stamps = [time.perf_counter()]
+    stamps = [clock()]
     with torch.inference_mode():
         for batch in loader:
             batch = model.data_preprocessor(batch)
             evaluator.process(batch, model(batch, mode="predict"))
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            stamps.append(time.perf_counter())
+            stamps.append(clock())
     with contextlib.redirect_stdout(io.StringIO()):
         evaluator.evaluate()
-    stamps.append(time.perf_counter())
+        evaluator.pictures()  # the same work product as Runner.val, which writes them (a confusion matrix, say)
+    stamps.append(clock())
     return stamps
 
 
@@ -246,15 +263,15 @@ class _ValClock(Hook):
         self.stamps = stamps
 
     def before_val_epoch(self, runner) -> None:
-        self.stamps.append(time.perf_counter())
+        self.stamps.append(clock())
 
     def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         if runner.device.type == "cuda":
             torch.cuda.synchronize(runner.device)
-        self.stamps.append(time.perf_counter())
+        self.stamps.append(clock())
 
     def after_val_epoch(self, runner, metrics=None) -> None:
-        self.stamps.append(time.perf_counter())
+        self.stamps.append(clock())
 
 
 def runner_eval(args: argparse.Namespace, model: nn.Module, dataset: torch.utils.data.Dataset, device: torch.device, work_dir: Path) -> list[float]:
@@ -323,11 +340,11 @@ def compare_predict(args: argparse.Namespace, device: torch.device) -> None:
     for round_index in range(args.rounds):
         order = ["plain", "runner"] if round_index % 2 == 0 else ["runner", "plain"]
         for side in order:
-            start = time.perf_counter()
+            start = clock()
             by_hand() if side == "plain" else predictor(images)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            seconds[side].append(time.perf_counter() - start)
+            seconds[side].append(clock() - start)
             print(f"round {round_index + 1} {side:>6}: {len(images) / seconds[side][-1]:.1f} images/s", file=sys.stderr)
     report(args, device, "prediction (inference_mode loop vs Predictor)", len(images), seconds)
 
@@ -335,12 +352,106 @@ def compare_predict(args: argparse.Namespace, device: torch.device) -> None:
 def report(args: argparse.Namespace, device: torch.device, what: str, images: int, seconds: dict[str, list[float]]) -> None:
     plain, ours = statistics.median(seconds["plain"]), statistics.median(seconds["runner"])
     ratios = sorted(p / r for p, r in zip(seconds["plain"], seconds["runner"]))
-    print(f"{what}: model {args.model}, device {device}, {torch.get_num_threads()} thread(s), batch {args.batch_size}, "
-          f"{images} images of {args.image_size}x{args.image_size}, {args.rounds} rounds")
+    model = "" if args.mode == "data" else f"model {args.model}, "
+    print(f"{what}: {model}device {device}, {torch.get_num_threads()} thread(s), batch {args.batch_size}, "
+          f"{images} images of {args.image_size}x{args.image_size}, {args.rounds} rounds, {args.clock} clock")
     print(f"plain loop : {images / plain:.1f} images/s")
     print(f"trainyard  : {images / ours:.1f} images/s")
     print(f"throughput ratio (trainyard / plain, images/s): {statistics.median(ratios):.4f}  "
           f"(rounds ranged {ratios[0]:.3f} to {ratios[-1]:.3f})")
+
+
+def compare_frameworks(args: argparse.Namespace) -> None:
+    """``--mode fixed`` and ``--mode epochs``: plain loop, trainyard, MMEngine and Lightning, interleaved in one run."""
+    import benchmark_frameworks as frameworks
+
+    sides, notes = frameworks.available_sides()
+    frameworks.clock = clock
+    generator = torch.Generator().manual_seed(0)
+    if args.mode == "fixed":
+        inputs = torch.randn(args.samples, 16, generator=generator)
+        targets = torch.randint(4, (args.samples,), generator=generator)
+        job = frameworks.Job(frameworks.linear_network(), inputs, targets, batch_size=1, iters=args.iters)
+    else:
+        inputs = torch.randn(args.samples, 3, args.image_size, args.image_size, generator=generator)
+        targets = torch.randint(10, (args.samples,), generator=generator)
+        job = frameworks.Job(frameworks.small_cnn_network(), inputs, targets, batch_size=args.batch_size, epochs=args.epochs)
+    frameworks.run_plain(frameworks.Job(job.network, inputs, targets, job.batch_size, iters=3), Path("."))  # warm-up, not timed
+    timings: dict[str, list[float]] = {side: [] for side in sides}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_index in range(args.rounds):
+            order = sides[round_index % len(sides):] + sides[: round_index % len(sides)]
+            for side in order:
+                stamps = frameworks.SIDES[side](job, Path(tmp) / f"{side}{round_index}")
+                if args.mode == "fixed":
+                    timings[side].append(per_iteration(stamps, args.warmup))
+                    shown = f"{1e6 * timings[side][-1]:.1f} us/iter"
+                else:
+                    timings[side].append(stamps[-1] - stamps[0])  # wall(N epochs) - wall(1 epoch)
+                    shown = f"{timings[side][-1]:.3f} s for epochs 2-{args.epochs}"
+                print(f"round {round_index + 1} {side:>9}: {shown}", file=sys.stderr)
+    plain = timings["plain"]
+    if args.mode == "fixed":
+        print(f"fixed cost per iteration: nn.Linear(16, 4), batch 1, {args.iters} iterations ({args.warmup} warm-up), "
+              f"{args.rounds} interleaved rounds, {torch.get_num_threads()} thread(s), {args.clock} clock")
+        print(f"plain loop : {1e6 * statistics.median(plain):.1f} us/iter")
+        for side in sides[1:]:
+            extra = sorted(1e6 * (t - p) for t, p in zip(timings[side], plain))
+            print(f"{side:<10} : {1e6 * statistics.median(timings[side]):.1f} us/iter, extra {statistics.median(extra):+.1f} us/iter "
+                  f"(rounds ranged {extra[0]:+.1f} to {extra[-1]:+.1f})")
+    else:
+        print(f"steady state: wall({args.epochs} epochs) - wall(1 epoch), small CNN, batch {args.batch_size}, {args.samples} images of "
+              f"{args.image_size}x{args.image_size} in memory, {args.rounds} interleaved rounds, {torch.get_num_threads()} thread(s), "
+              f"{args.clock} clock")
+        print(f"plain loop : {statistics.median(plain):.3f} s")
+        for side in sides[1:]:
+            ratios = sorted(t / p for t, p in zip(timings[side], plain))
+            print(f"{side:<10} : {statistics.median(timings[side]):.3f} s, ratio to plain {statistics.median(ratios):.3f} "
+                  f"(rounds ranged {ratios[0]:.3f} to {ratios[-1]:.3f})")
+    for note in notes:
+        print(note)
+
+
+def compare_data(args: argparse.Namespace) -> None:
+    """``--mode data``: images/s of trainyard's ImageFolder and COCO pipelines against torchvision's, on JPEG files."""
+    import benchmark_data
+
+    root = Path(args.data_dir or Path(tempfile.gettempdir()) / f"trainyard_benchmark_jpegs_{args.samples}_{args.image_size}")
+    benchmark_data.write_jpeg_dataset(root, args.samples, args.image_size)
+    crop = max(args.image_size * 7 // 8, 1)
+    for name, (ours, theirs) in benchmark_data.PIPELINES.items():
+        seconds: dict[str, list[float]] = {"plain": [], "runner": []}
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools' progress lines
+            loaders = {"plain": theirs(root, crop, args.batch_size, args.num_workers), "runner": ours(root, crop, args.batch_size, args.num_workers)}
+        for round_index in range(args.rounds):
+            for side in ["plain", "runner"] if round_index % 2 == 0 else ["runner", "plain"]:
+                elapsed, images = benchmark_data.images_per_second(loaders[side], clock)
+                seconds[side].append(elapsed)
+                print(f"{name} round {round_index + 1} {'torchvision' if side == 'plain' else 'trainyard':>11}: "
+                      f"{images / elapsed:.1f} images/s", file=sys.stderr)
+        report(args, torch.device("cpu"), f"data loading, {name} (torchvision dataset + v2 transforms vs trainyard, "
+               f"{args.num_workers} workers, JPEG files of {args.image_size}x{args.image_size}, crop/resize {crop})", images, seconds)
+
+
+def compare_scaling(args: argparse.Namespace) -> None:
+    """``--mode scaling``: the seg job's images/s on 1 and on ``--processes`` processes, ``--rounds`` runs each."""
+    import benchmark_scaling
+
+    interval = max(args.iters // 6, 1)
+    sides = {"1 process": (1, False), f"{args.processes} processes": (args.processes, False)}
+    if args.independent:
+        sides[f"{args.processes} independent 1-process jobs"] = (args.processes, True)
+    results: dict[str, list[float]] = {name: [] for name in sides}
+    for round_index in range(args.rounds):
+        for name, (processes, independent) in sides.items():
+            results[name].append(benchmark_scaling.run(processes, args.iters, interval, args.cfg_options, independent))
+            print(f"run {round_index + 1} {name}: {results[name][-1]:.1f} images/s", file=sys.stderr)
+    print(f"seg U-Net ({benchmark_scaling.CONFIG}), gloo, 1 thread per process, {args.iters} iterations per run "
+          f"(first {interval} left out), {args.rounds} runs, options {args.cfg_options or 'none'}")
+    single = results["1 process"]
+    for name, values in results.items():
+        speedups = ", ".join(f"{v / s:.2f}x" for v, s in zip(values, single))
+        print(f"{name:<32}: {', '.join(f'{v:.1f}' for v in values)} images/s (vs 1 process: {speedups})")
 
 
 def per_iteration(stamps: list[float], warmup: int) -> float:
@@ -361,12 +472,34 @@ def main() -> None:
                         help="benchnet: a 3-conv net; resnet18, small_cnn: trainyard_cls classifiers; "
                              "faster_rcnn_small: a trainyard_det detector (use --image-size 128); "
                              "unet: the default seg U-Net (use --image-size 64)")
-    parser.add_argument("--mode", default="train", choices=("train", "val", "predict"),
+    parser.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                        help="time by the wall clock, or by this process's CPU time (steadier on a machine other jobs share; "
+                             "not for CUDA, whose work the CPU time of this process does not count)")
+    parser.add_argument("--processes", type=int, default=2, help="--mode scaling: processes of the distributed run")
+    parser.add_argument("--independent", action="store_true",
+                        help="--mode scaling: also run as many independent 1-process jobs at once (what the machine allows)")
+    parser.add_argument("--cfg-options", nargs="*", default=[], help="--mode scaling: config overrides for every run, "
+                        "e.g. model_wrapper_cfg.gradient_as_bucket_view=True train_dataloader.num_workers=0")
+    parser.add_argument("--num-workers", type=int, default=2, help="--mode data: DataLoader workers of both sides")
+    parser.add_argument("--data-dir", default=None, help="--mode data: where the JPEG files are written (default: a temporary folder, reused)")
+    parser.add_argument("--epochs", type=int, default=3, help="--mode epochs: epochs per run (the time of epochs 2..N is reported)")
+    parser.add_argument("--mode", default="train", choices=("train", "val", "predict", "fixed", "epochs", "data", "scaling"),
                         help="train: Runner vs a training loop; val: Runner.val() vs an inference_mode loop with the "
-                             "same metric; predict: Predictor vs an inference_mode loop (images/s)")
+                             "same metric; predict: Predictor vs an inference_mode loop (images/s); fixed: per-iteration "
+                             "cost of trainyard, MMEngine and Lightning over a plain loop (linear layer, batch 1); epochs: "
+                             "wall(N epochs) - wall(1 epoch) of a small CNN for the same four; data: images/s of trainyard's ImageFolder "
+                             "and COCO pipelines against torchvision's; scaling: the seg job's images/s on 1 and N gloo processes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    global clock
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.mode in ("fixed", "epochs"):
+        return compare_frameworks(args)
+    if args.mode == "data":
+        return compare_data(args)
+    if args.mode == "scaling":
+        return compare_scaling(args)
     if args.mode == "val":
         return compare_eval(args, device)
     if args.mode == "predict":

@@ -6,6 +6,8 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, by_epoch=True, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     nan_guard=dict(type='NaNGuardHook', interval=50),  # a NaN loss stops the run; never saved
+    model_summary=dict(type='ModelSummaryHook'),  # parameters and multiply-adds in the log; None skips it
+    progress_bar=dict(type='ProgressBarHook'),  # a bar on a terminal; log lines alone in files and pipes
 )
 custom_hooks = []
 

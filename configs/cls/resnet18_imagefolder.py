@@ -31,5 +31,5 @@ param_scheduler = [
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=10, val_interval=1)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-custom_hooks = [dict(type='ClsVisualizationHook', interval=20)]
+custom_hooks = [dict(type='ClsVisualizationHook')]
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=1, max_keep_ckpts=2, save_best='accuracy_top1'))

@@ -14,7 +14,7 @@ param_scheduler = [
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=3, val_interval=1)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-custom_hooks = [dict(type='ClsVisualizationHook', interval=10)]
+custom_hooks = [dict(type='ClsVisualizationHook')]
 randomness = dict(seed=0)
 default_hooks = dict(
     logger=dict(interval=25),

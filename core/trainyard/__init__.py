@@ -58,9 +58,11 @@ _LAZY_EXPORTS: dict[str, str] = {
     "under_data_root": "trainyard.dataset_paths",
     "data_prefix_folders": "trainyard.dataset_paths",
     "load_pretrained_weights": "trainyard.checkpoint",
+    "read_full_checkpoint": "trainyard.checkpoint",
     "TrainingInterrupted": "trainyard.interrupts",
     "Predictor": "trainyard.inference",
     "Task": "trainyard.inference",
+    "draw_confusion_matrix": "trainyard.confusion_matrix",
     "export_model": "trainyard.export",
 }
 

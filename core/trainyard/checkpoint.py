@@ -1,7 +1,9 @@
-"""Checkpoint storage: atomic writes, safe loads, resume and foreign weights.
+"""Checkpoint files: atomic writes, safe loads, choosing what to resume from, and foreign weights.
 
 Policy (when to save, what to keep) is :class:`trainyard.hooks.checkpoint.CheckpointHook`'s;
-this module is storage and state. A checkpoint holds tensors and plain Python values
+what is saved is :class:`trainyard.training_state.TrainingState`'s; this module stores one
+file and reads it back (a sharded directory is :mod:`trainyard.checkpoint_dcp`'s, and
+resume and clean-up here take both). A checkpoint holds tensors and plain Python values
 only, so ``torch.load(path, weights_only=True)`` reads it::
 
     meta        trainyard and torch versions, resolved config text, epoch, iter, seed,
@@ -25,40 +27,35 @@ from __future__ import annotations
 import errno
 import importlib
 import os
-import random
 import re
 import socket
-import time
 import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
-import numpy as np
 import torch
 
 from trainyard import dist, foreign_checkpoint
-from trainyard.errors import CheckpointError, CheckpointWriteError, NonFiniteError, ResumeMismatchError
+from trainyard.errors import CheckpointError, CheckpointWriteError
+from trainyard.strategies import load_model_weights
 
 try:
     import fcntl
 except ImportError:  # Windows: a file its writer holds open cannot be deleted, which tells the same
     fcntl = None  # type: ignore[assignment]
 
-if TYPE_CHECKING:
-    from trainyard.runner import Runner
-
 __all__ = [
     "LAST_CHECKPOINT",
     "atomic_save",
     "read_checkpoint",
     "read_foreign_checkpoint",
-    "collect_state",
-    "save",
+    "read_full_checkpoint",
+    "write_on_rank_zero",
+    "non_finite_weights",
     "resume_source",
     "run_dir_of",
-    "resume",
     "load_weights",
     "load_pretrained_weights",
     "load_pretrained_state",
@@ -66,6 +63,7 @@ __all__ = [
     "weights_of",
     "ResumeSource",
     "remove_stale_temporaries",
+    "remove_checkpoint",
     "checkpoints_of_earlier_run",
     "newest_intact_checkpoint",
     "last_checkpoint",
@@ -95,7 +93,8 @@ def _fsync_directory(directory: Path) -> None:
 _HOST = socket.gethostname().replace("-", "_")
 _TEMPORARY = re.compile(r"^\..+\.tmp-(?:[^-]+-)?\d+$")
 """trainyard's temporary names: ``.NAME.tmp-HOST-PID``, and the older ``.NAME.tmp-PID``."""
-_CHECKPOINT_NAME = re.compile(r"^(?:(?:epoch|iter)_\d+|best_.+_(?:epoch|iter)_\d+)\.pth$")
+_CHECKPOINT_NAME = re.compile(r"^(?:(?:epoch|iter)_\d+|best_.+_(?:epoch|iter)_\d+)\.(?:pth|dcp)$")
+"""Periodic and best checkpoints: ``.pth`` files and ``.dcp`` directories (:mod:`trainyard.checkpoint_dcp`)."""
 
 
 def _temporary_path(path: Path) -> Path:
@@ -149,10 +148,12 @@ def remove_stale_temporaries(work_dir: Path) -> list[str]:
     removed: list[str] = []
     if not work_dir.is_dir():
         return removed
+    from trainyard.checkpoint_dcp import remove_if_abandoned
+
     for path in sorted(work_dir.iterdir()):
-        if not _TEMPORARY.match(path.name) or not path.is_file():
+        if not _TEMPORARY.match(path.name):
             continue
-        size = _remove_if_abandoned(path)
+        size = remove_if_abandoned(path) if path.is_dir() else _remove_if_abandoned(path)
         if size is not None:
             removed.append(f"removed {path.name} ({size / 2**20:.1f} MiB), left by an interrupted save")
     return removed
@@ -235,6 +236,14 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
     if path.is_dir():
+        from trainyard.checkpoint_dcp import is_dcp_directory
+
+        if is_dcp_directory(path):
+            raise CheckpointError(
+                f"{path} is a sharded (DCP) checkpoint directory, and weights are loaded only from single files "
+                f"(DCP's reader unpickles). Consolidate it first: trainyard convert-checkpoint {path} --out {path.with_name(path.stem + '_consolidated.pth')}"
+                " ; or continue its run with --resume"
+            )
         raise CheckpointError(f"checkpoint {path} is a directory, not a file")
     trusted = _trusted_globals()
     try:
@@ -246,6 +255,35 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{path} holds a {type(state).__name__}, not a checkpoint or state dict")
     return dict(state)
+
+
+def remove_checkpoint(path: Path) -> None:
+    """Delete a checkpoint: a file, or a sharded checkpoint's directory."""
+    if path.is_dir():
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def is_checkpoint_directory(path: Path) -> bool:
+    """Whether ``path`` is a sharded (DCP) checkpoint directory rather than a file."""
+    from trainyard.checkpoint_dcp import is_dcp_directory
+
+    return is_dcp_directory(path)
+
+
+def read_full_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A checkpoint file, or a trainyard DCP directory consolidated in this process (``meta`` and whole ``state_dict``).
+
+    For readers of weights (``Predictor``, exports): a sharded checkpoint is read
+    here without any other process, and only its model tensors.
+    """
+    from trainyard.checkpoint_dcp import consolidate, is_dcp_directory
+
+    path = Path(path)
+    return consolidate(path) if is_dcp_directory(path) else read_checkpoint(path)
 
 
 def _explain_load_failure(path: Path, exc: Exception) -> str:
@@ -271,7 +309,11 @@ def _explain_load_failure(path: Path, exc: Exception) -> str:
 
 
 def _is_intact(path: Path) -> bool:
-    """Whether a file is a complete torch zip archive (every member's CRC checked, nothing unpickled)."""
+    """Whether a file is a complete torch zip archive (every member's CRC checked, nothing unpickled), or a DCP directory complete with our marker."""
+    if path.is_dir():
+        from trainyard.checkpoint_dcp import is_trainyard_dcp
+
+        return is_trainyard_dcp(path)
     try:
         with zipfile.ZipFile(path) as archive:
             return archive.testzip() is None
@@ -283,12 +325,17 @@ def _checkpoint_files(directory: Path) -> list[Path]:
     """trainyard's checkpoint files in ``directory`` (periodic and best)."""
     if not directory.is_dir():
         return []
-    return [p for p in directory.iterdir() if _CHECKPOINT_NAME.match(p.name) and p.is_file()]
+    return [p for p in directory.iterdir() if _CHECKPOINT_NAME.match(p.name) and (p.is_file() or p.suffix == ".dcp" and p.is_dir())]
 
 
 def _saved_progress(path: Path) -> tuple[int, int] | None:
     """``(iter, epoch)`` from a checkpoint's ``meta``, without reading its tensors (memory-mapped); None if unreadable."""
     try:
+        if path.is_dir():
+            from trainyard.checkpoint_dcp import read_marker
+
+            meta = read_marker(path)["meta"]
+            return int(meta["iter"]), int(meta["epoch"])
         with torch.serialization.safe_globals(_trusted_globals()), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             meta = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["meta"]
@@ -329,83 +376,7 @@ def newest_intact_checkpoint(directory: Path, exclude: Path | None = None) -> Pa
     return None
 
 
-# state -------------------------------------------------------------------------
-
-
-def _rng_state() -> dict[str, Any]:
-    numpy_state = np.random.get_state()
-    python_state = random.getstate()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": {
-            "keys": torch.from_numpy(numpy_state[1].astype(np.int64)),
-            "pos": int(numpy_state[2]),
-            "has_gauss": int(numpy_state[3]),
-            "cached_gaussian": float(numpy_state[4]),
-        },
-        "python": {"version": python_state[0], "state": list(python_state[1]), "gauss": python_state[2]},
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    numpy_state = state["numpy"]
-    np.random.set_state(
-        ("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"], numpy_state["has_gauss"], numpy_state["cached_gaussian"])
-    )
-    python_state = state["python"]
-    random.setstate((python_state["version"], tuple(python_state["state"]), python_state["gauss"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _partial_grads_on_rank_zero(own: list[torch.Tensor | None]) -> list[list[torch.Tensor | None]] | None:
-    """Every rank's not yet reduced gradients of an unfinished accumulation window, on rank 0 only.
-
-    Only rank 0 writes them, so only it holds world size x model size (on the CPU);
-    the others send their own and keep nothing more. ``None`` on the other ranks.
-    """
-    return dist.gather_objects([None if grad is None else grad.cpu() for grad in own])
-
-
-def collect_state(runner: Runner) -> dict[str, Any]:
-    """The full training state of ``runner``; a collective call (every rank's RNG is gathered)."""
-    from trainyard import __version__
-
-    rng = dist.all_gather_objects(_rng_state())
-    state: dict[str, Any] = {
-        "meta": {
-            "trainyard_version": __version__,
-            "torch_version": str(torch.__version__),
-            "config": runner.config_text,
-            "epoch": runner.epoch,
-            "iter": runner.iter,
-            "seed": runner.seed,
-            "world_size": runner.world_size,
-            "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "run_dir": str(runner.run_dir.resolve()),
-            "dataset_meta": runner.dataset_meta,
-        },
-        "state_dict": runner.unwrapped_model.state_dict(),
-        "hooks": runner.dispatcher.state_dict(),
-        "rng": rng,
-    }
-    if runner.optim_wrapper is not None:
-        wrapper_state = runner.optim_wrapper.state_dict()
-        state["optimizer"] = {"state": wrapper_state["optimizer"], "calls": wrapper_state["calls"]}
-        if "partial_grads" in wrapper_state:
-            partial_grads = _partial_grads_on_rank_zero(wrapper_state["partial_grads"])
-            if partial_grads is not None:
-                state["optimizer"]["partial_grads"] = partial_grads
-        if "scaler" in wrapper_state:
-            state["scaler"] = wrapper_state["scaler"]
-        state["schedulers"] = [s.state_dict() for s in runner.param_schedulers]
-    if runner.train_loop is not None:
-        state["loop"] = runner.train_loop.state_dict()
-    return state
+# saving ------------------------------------------------------------------------
 
 
 def non_finite_weights(model: torch.nn.Module) -> list[str]:
@@ -413,37 +384,24 @@ def non_finite_weights(model: torch.nn.Module) -> list[str]:
 
     Buffers count because a batch-norm running statistic can turn NaN while the loss
     stays finite; only NaN, since a buffer may hold infinity by design (an attention mask).
+    Under FSDP each rank checks its own shards and every rank gets the names all found (a collective).
     """
+    from torch.distributed.tensor import DTensor
+
     parameters = [(name, p.detach()) for name, p in model.named_parameters() if p.is_floating_point()]
+    sharded = any(isinstance(p, DTensor) for _, p in parameters)
+    parameters = [(name, p.to_local() if isinstance(p, DTensor) else p) for name, p in parameters]
     buffers = [(name, b) for name, b in model.named_buffers() if b.is_floating_point()]
     checks = [torch.isfinite(p).all() for _, p in parameters] + [~torch.isnan(b).any() for _, b in buffers]
-    if not checks:
-        return []
-    return [name for (name, _), ok in zip(parameters + buffers, torch.stack(checks).cpu().tolist()) if not ok]
+    broken = [name for (name, _), ok in zip(parameters + buffers, torch.stack(checks).cpu().tolist()) if not ok] if checks else []
+    if sharded:
+        found = {name for names in dist.all_gather_objects(broken) for name in names}
+        broken = [name for name, _ in parameters + buffers if name in found]
+    return broken
 
 
-def save(runner: Runner, filename: str) -> Path | None:
-    """Collect the state, let hooks add to it, and write it atomically on rank 0.
-
-    Weights holding NaN or infinity are never written: the save fails with
-    :class:`NonFiniteError` and the earlier checkpoints stay as they are.
-    ``last_checkpoint`` is updated only after the file is safely on disk. A write that
-    fails on rank 0 raises :class:`CheckpointWriteError` on every rank. Returns the
-    path on rank 0, ``None`` elsewhere.
-    """
-    state = collect_state(runner)
-    runner.call_hook("before_save_checkpoint", checkpoint=state)
-    broken = non_finite_weights(runner.unwrapped_model)
-    if broken:
-        raise NonFiniteError(
-            f"the weights became NaN or infinite by iteration {runner.iter} ({', '.join(broken[:5])}"
-            f"{', ...' if len(broken) > 5 else ''}); {filename} was not written. {last_good_checkpoint_text(runner.work_dir)}"
-        )
-    return _write_on_rank_zero(runner, state, filename)
-
-
-def _write_on_rank_zero(runner: Runner, state: Mapping[str, Any], filename: str) -> Path | None:
-    """Rank 0 writes the file and pointer; every rank learns how that went.
+def write_on_rank_zero(state: Mapping[str, Any], work_dir: Path, filename: str, rank: int) -> Path | None:
+    """Rank 0 writes ``work_dir/filename`` and the pointer; every rank learns how that went; a collective call.
 
     Without the shared outcome a failed write ends rank 0 alone, and the others wait in
     their next collective until ``env_cfg.timeout`` (NCCL never notices a rank that
@@ -451,10 +409,10 @@ def _write_on_rank_zero(runner: Runner, state: Mapping[str, Any], filename: str)
     save) keeps its traceback on rank 0; the other ranks stop silently.
     """
     path, failure, error = None, None, None
-    if runner.rank == 0:
+    if rank == 0:
         try:
-            path = atomic_save(state, runner.work_dir / filename)
-            _point_last_checkpoint_to(runner.work_dir, path)
+            path = atomic_save(state, work_dir / filename)
+            _point_last_checkpoint_to(work_dir, path)
         except Exception as exc:  # noqa: BLE001 - shared with the other ranks, then raised below
             error = exc
             failure = str(exc) if isinstance(exc, CheckpointError) else f"rank 0 could not write {filename} ({type(exc).__name__}: {exc})"
@@ -484,8 +442,15 @@ class ResumeSource:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.state = read_checkpoint(path)
-        for key in ("meta", "state_dict", "loop"):
+        self.sharded = path.is_dir()
+        """A DCP directory: ``state`` holds only ``meta`` and ``loop`` (our marker) until the parts exist to load into."""
+        if self.sharded:
+            from trainyard.checkpoint_dcp import read_marker
+
+            self.state = read_marker(path) if path.name.endswith(".dcp") or (path / ".metadata").is_file() else read_checkpoint(path)
+        else:
+            self.state = read_checkpoint(path)
+        for key in ("meta", "loop") if self.sharded else ("meta", "state_dict", "loop"):
             if key not in self.state:
                 raise CheckpointError(f"{path} cannot be resumed from: it has no '{key}' (a weights-only file? use load_from)")
         problem = _resume_state_problem(self.state)
@@ -517,7 +482,7 @@ def _pointer_target(work_dir: Path) -> Path | None:
     if not pointer.is_file():
         return None
     target = Path(pointer.read_text().strip())
-    if (work_dir / target.name).is_file():
+    if (work_dir / target.name).exists():
         return work_dir / target.name
     return target if target.is_absolute() else work_dir / target
 
@@ -525,7 +490,7 @@ def _pointer_target(work_dir: Path) -> Path | None:
 def last_checkpoint(work_dir: Path) -> Path | None:
     """The file ``last_checkpoint`` names, when it exists."""
     target = _pointer_target(work_dir)
-    return target if target is not None and target.is_file() else None
+    return target if target is not None and target.exists() else None
 
 
 def last_good_checkpoint_text(work_dir: Path) -> str:
@@ -552,11 +517,11 @@ def resume_source(resume: bool | str | None, work_dir: Path) -> tuple[ResumeSour
         return ResumeSource(Path(resume)), []
     pointer = _pointer_target(work_dir)
     candidates = _checkpoint_files(work_dir)
-    if pointer is not None and pointer.is_file() and pointer.resolve() not in {c.resolve() for c in candidates}:
+    if pointer is not None and pointer.exists() and pointer.resolve() not in {c.resolve() for c in candidates}:
         candidates.append(pointer)
     candidates = latest_first(candidates, pointer)
     notes: list[str] = []
-    if pointer is not None and not pointer.is_file():
+    if pointer is not None and not pointer.exists():
         notes.append(f"{work_dir / LAST_CHECKPOINT} names {pointer}, which does not exist")
     for path in candidates:
         try:
@@ -564,7 +529,7 @@ def resume_source(resume: bool | str | None, work_dir: Path) -> tuple[ResumeSour
         except CheckpointError as exc:
             notes.append(f"skipped {path.name}: {exc}")
             continue
-        if pointer is not None and pointer.is_file() and path.resolve() != pointer.resolve():
+        if pointer is not None and pointer.exists() and path.resolve() != pointer.resolve():
             if (_saved_progress(pointer) or (-1, -1)) < (_saved_progress(path) or (-1, -1)):
                 notes.append(f"{path.name} is newer than {pointer.name}, which last_checkpoint names: "
                              "the run stopped after writing it but before updating the pointer")
@@ -607,54 +572,8 @@ def load_model_state(
         raise CheckpointError(
             f"{source} does not match the model: missing keys {missing[:10]}, unexpected keys {unexpected[:10]}{advice}"
         )
-    model.load_state_dict(weights, strict=False)
+    load_model_weights(model, weights, strict=False)  # full weights into an FSDP-sharded model too
     return missing, unexpected
-
-
-def _refuse_other_world_size_inside_window(source: ResumeSource, saved_world_size: int, world_size: int) -> None:
-    """A checkpoint saved inside an accumulation window continues only on as many processes as saved it.
-
-    Each rank's partial gradients belong to the batches that rank read; on another
-    world size some would be missing from (or doubled in) the window's optimizer step.
-    """
-    if saved_world_size == world_size:
-        return
-    raise ResumeMismatchError(
-        f"{source.path} was saved inside a gradient-accumulation window (iteration {source.state['meta'].get('iter')}) "
-        f"by {saved_world_size} processes, whose partial gradients cannot continue on {world_size}. Resume it on "
-        f"{saved_world_size} processes, or from a checkpoint saved at the end of a window (an iteration divisible by "
-        "optim_wrapper.accumulative_counts)"
-    )
-
-
-def resume(runner: Runner, source: ResumeSource) -> None:
-    """Restore model, optimizer, scaler, hooks, loop position and this rank's RNG."""
-    state = source.state
-    meta = state["meta"]
-    partial_grads = state.get("optimizer", {}).get("partial_grads")
-    if partial_grads is not None:
-        _refuse_other_world_size_inside_window(source, len(partial_grads), runner.world_size)
-    load_model_state(runner.unwrapped_model, state["state_dict"], str(source.path), strict=True)
-    if "optimizer" in state and runner.optim_wrapper is not None:
-        wrapper_state = {"optimizer": state["optimizer"]["state"], "calls": state["optimizer"]["calls"]}
-        if partial_grads is not None:
-            wrapper_state["partial_grads"] = partial_grads[runner.rank]
-        if "scaler" in state:
-            wrapper_state["scaler"] = state["scaler"]
-        runner.optim_wrapper.load_state_dict(wrapper_state)
-    for scheduler, scheduler_state in zip(runner.param_schedulers, state.get("schedulers", [])):
-        scheduler.load_state_dict(scheduler_state)
-    runner.dispatcher.load_state_dict(state.get("hooks", {}))
-    runner.train_loop.load_state_dict(state["loop"])
-    if meta.get("world_size") == runner.world_size:
-        _set_rng_state(state["rng"][runner.rank])
-    else:
-        runner.logger.warning(
-            f"resuming a run saved with world size {meta.get('world_size')} on {runner.world_size} processes: "
-            "training continues, but data order and randomness differ from an uninterrupted run"
-        )
-    runner.logger.info(f"resumed from {source.path} at epoch {runner.epoch}, iteration {runner.iter}")
-    runner.call_hook("after_load_checkpoint", checkpoint=state)
 
 
 def read_foreign_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, list[str]]]:
@@ -755,8 +674,9 @@ def load_pretrained_state(module: torch.nn.Module, weights: Mapping[str, Any], s
     return skipped
 
 
-def load_weights(runner: Runner, load_from: str | Mapping[str, Any], default_strict: bool = False) -> dict[str, Any]:
-    """Load model weights only (``load_from``), reporting missing and unexpected keys; returns the file's ``meta``.
+def load_weights(runner: Any, load_from: str | Mapping[str, Any], default_strict: bool = False) -> dict[str, Any]:
+    """Load model weights only (``load_from``) into ``runner.unwrapped_model``, reporting missing and unexpected keys
+    to ``runner.logger``; returns the file's ``meta``.
 
     ``load_from`` is a path, or ``dict(path=..., revise_keys=[(regex, replacement), ...],
     strict=False)``; ``revise_keys`` renames checkpoint keys before matching (the

@@ -19,6 +19,12 @@ _CORE_COMPONENTS: dict[Registry, dict[str, str]] = {
         "EarlyStoppingHook": "trainyard.hooks.early_stopping:EarlyStoppingHook",
         "NaNGuardHook": "trainyard.hooks.nan_guard:NaNGuardHook",
         "MLflowLoggerHook": "trainyard.hooks.mlflow:MLflowLoggerHook",
+        "WandbLoggerHook": "trainyard.hooks.wandb:WandbLoggerHook",
+        "ModelSummaryHook": "trainyard.hooks.model_summary:ModelSummaryHook",
+        "ProfilerHook": "trainyard.hooks.profiler:ProfilerHook",
+        "ProgressBarHook": "trainyard.hooks.progress_bar:ProgressBarHook",
+        "ResultFilesHook": "trainyard.hooks.result_files:ResultFilesHook",
+        "VerifyResumeHook": "trainyard.resume_check:VerifyResumeHook",
     },
     LOOPS: {
         name: f"trainyard.loops:{name}"

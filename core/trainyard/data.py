@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from trainyard.errors import ConfigError, DatasetError
 from trainyard.interrupts import ignore_stop_signals
+from trainyard.pipeline_randomness import random_parts
 from trainyard.registry import COLLATE_FUNCTIONS, DATA_SAMPLERS, DATASETS, TRANSFORMS, building
 
 __all__ = ["build_dataloader", "build_pipeline", "stop_workers", "default_collate", "pseudo_collate", "SeededDataset", "sample_seed", "to_device"]
@@ -48,11 +49,18 @@ class SeededDataset(Dataset):
     (restoring numpy's costs ~0.1 ms a sample); they are still a function of the
     training position, and checkpoints save them. Plain integer indices pass
     through unseeded, for samplers that yield them.
+
+    With ``seeded=False`` (a pipeline without random transforms, see
+    :mod:`trainyard.pipeline_randomness`) keys are read without seeding anything:
+    there is no randomness to reproduce, and the 16 us a sample are saved.
     """
 
-    def __init__(self, dataset: Dataset, seed: int) -> None:
+    def __init__(self, dataset: Dataset, seed: int, seeded: bool = True) -> None:
         self.dataset = dataset
         self.seed = seed
+        self.seeded = seeded
+        self.seeding_note = ""
+        """Why samples are (not) seeded, for the run's log (set by :func:`build_dataloader`)."""
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -65,6 +73,8 @@ class SeededDataset(Dataset):
     def _read(self, key: int | tuple[int, int]) -> Any:
         if not isinstance(key, tuple):
             return self.dataset[key]
+        if not self.seeded:
+            return self.dataset[key[1]]
         epoch, index = key
         seed = sample_seed(self.seed, epoch, index)
         torch.default_generator.manual_seed(seed)
@@ -77,7 +87,7 @@ class SeededDataset(Dataset):
 
     def __getitems__(self, keys: Sequence[int | tuple[int, int]]) -> list[Any]:
         """A batch of samples; the DataLoader calls this once per batch."""
-        if torch.utils.data.get_worker_info() is not None:
+        if not self.seeded or torch.utils.data.get_worker_info() is not None:
             return [self._read(key) for key in keys]
         saved = torch.default_generator.get_state()
         try:
@@ -202,8 +212,11 @@ def build_dataloader(cfg: Mapping[str, Any], seed: int, key: str, shuffle: bool 
             samplers = {"batch_sampler": DATA_SAMPLERS.build(batch_sampler_cfg, **batching)}
     else:
         samplers = {"sampler": sampler}
+    seeded, note = seeding_note(dataset, key)
+    seeded_dataset = SeededDataset(dataset, seed, seeded=seeded)
+    seeded_dataset.seeding_note = note
     return DataLoader(
-        SeededDataset(dataset, seed),
+        seeded_dataset,
         **samplers,
         collate_fn=collate_fn,
         worker_init_fn=_seed_worker,
@@ -212,6 +225,18 @@ def build_dataloader(cfg: Mapping[str, Any], seed: int, key: str, shuffle: bool 
         generator=torch.Generator().manual_seed(seed),
         **options,
     )
+
+
+def seeding_note(dataset: Dataset, key: str) -> tuple[bool, str]:
+    """Whether to seed each sample (only where reading it may draw random numbers), and a log line saying why."""
+    parts = random_parts(dataset)
+    name = type(dataset).__name__
+    if parts == []:
+        return False, f"{key}: per-sample seeding skipped, the pipeline of {name} has no random transform"
+    if parts:
+        return True, f"{key}: per-sample seeding on, for {', '.join(dict.fromkeys(parts))}"
+    return True, (f"{key}: per-sample seeding on, as {name} keeps no pipeline to inspect (give it a class attribute "
+                  "is_random = False if reading it draws no random numbers)")
 
 
 def stop_workers(loader: DataLoader) -> None:

@@ -201,9 +201,12 @@ def init_distributed(launcher: str = "none", backend: str | None = None, timeout
 def _store_for_this_attempt(rank: int, world_size: int, timeout: datetime.timedelta) -> torch_dist.Store:
     """The rendezvous store, with keys kept apart for each torchrun restart.
 
-    After ``torchrun --max-restarts`` restarts the workers, the store still holds the
-    addresses the dead workers published; without a prefix per attempt the new
-    workers read them and fail to connect.
+    After ``torchrun --max-restarts`` restarts the workers, the agent's store still
+    holds the addresses the dead workers published; without a prefix per attempt the
+    new workers read them and fail to connect. A store that rank 0 hosts itself (c10d
+    rendezvous with ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1``, a fresh port each round)
+    starts empty and takes no such prefix: there the nodes' restart counts differ once
+    a lost node is started again (the survivor's is 1, the new node's 0).
     """
     agent_hosts_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
     store = torch_dist.TCPStore(
@@ -214,6 +217,8 @@ def _store_for_this_attempt(rank: int, world_size: int, timeout: datetime.timede
         timeout=timeout,
         multi_tenant=not agent_hosts_store,
     )
+    if not agent_hosts_store:
+        return torch_dist.PrefixStore("trainyard/", store)
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
     return torch_dist.PrefixStore(f"trainyard/attempt_{attempt}/", store)
 

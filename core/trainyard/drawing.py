@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["draw_boxes", "enlarge", "titled", "legend", "caption", "grid", "below"]
+__all__ = ["draw_boxes", "draw_labelled_boxes", "place_labels", "enlarge", "titled", "legend", "caption", "grid", "below"]
 
 
 @functools.cache
@@ -35,6 +35,66 @@ def draw_boxes(image: torch.Tensor, boxes: torch.Tensor, labels: Sequence[str] |
         return image
     options = {"label_colors": "white", "fill_labels": True} if _filled_labels_supported() else {}
     return draw_bounding_boxes(image, boxes.float(), labels=list(labels) if labels is not None else None, colors=color, width=width, **options)
+
+
+def place_labels(boxes: Sequence[Sequence[float]], sizes: Sequence[tuple[int, int]],
+                 canvas: tuple[int, int]) -> list[tuple[int, int] | None]:
+    """Top-left corners for each box's label (``sizes``: width, height), so that no two labels overlap.
+
+    Each label goes above its box's top-left corner, else just inside it, else below
+    the box, else inside its bottom; a label that overlaps an earlier one everywhere
+    gets None and is not drawn (give the boxes best first). Labels stay on the
+    ``canvas`` (height, width).
+    """
+    height, width = canvas
+    placed: list[tuple[int, int, int, int]] = []
+    corners: list[tuple[int, int] | None] = []
+    for (x1, y1, _, y2), (label_width, label_height) in zip(boxes, sizes):
+        left = int(min(max(x1, 0), max(width - label_width, 0)))
+        corner = None
+        for top in (y1 - label_height, y1, y2, y2 - label_height):
+            top = int(min(max(top, 0), max(height - label_height, 0)))
+            rectangle = (left, top, left + label_width, top + label_height)
+            if not any(_overlap(rectangle, other) for other in placed):
+                corner = (left, top)
+                placed.append(rectangle)
+                break
+        corners.append(corner)
+    return corners
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def draw_labelled_boxes(image: torch.Tensor, boxes: torch.Tensor, labels: Sequence[str], colours: Sequence[Sequence[int]],
+                        width: int = 2, font_size: int = 12) -> torch.Tensor:
+    """uint8 ``[3,H,W]`` with xyxy ``boxes`` outlined in their ``colours`` and labels that never overlap.
+
+    Labels are written on a band of their box's colour, placed by :func:`place_labels`
+    (give the boxes best first: a label with no free place is left out, its box stays).
+    """
+    from PIL import ImageDraw
+
+    picture = _to_pil(image)
+    draw = ImageDraw.Draw(picture)
+    font = _font(font_size)
+    boxes_list = boxes.float().tolist()
+    rgb = [tuple(int(c) for c in colour) for colour in colours]
+    for box, colour in zip(boxes_list, rgb):
+        draw.rectangle(box, outline=colour, width=width)
+    sizes = []
+    for label in labels:
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+        sizes.append((right - min(left, 0) + 6, bottom - min(top, 0) + 4))
+    for label, corner, size, colour in zip(labels, place_labels(boxes_list, sizes, (image.shape[-2], image.shape[-1])), sizes, rgb):
+        if corner is None:
+            continue
+        x, y = corner
+        draw.rectangle([x, y, x + size[0] - 1, y + size[1] - 1], fill=colour)
+        ink = _INK if 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2] > 150 else _WHITE
+        draw.text((x + 3, y + 1), label, fill=ink, font=font)
+    return _from_pil(picture)
 
 
 # panels, titles and legends ------------------------------------------------------

@@ -27,12 +27,13 @@ import torch
 from torch import nn
 
 from trainyard import checkpoint
+from trainyard.amp import autocast_context
 from trainyard.errors import CheckpointError, ConfigError, DatasetError, ModelContractError, RegistryError
 from trainyard.images import IMAGE_EXTENSIONS, from_16_bit, pil_to_tensor, read_image
 from trainyard.registry import MODELS, TASKS, building
 from trainyard.pretrained import weights_from_checkpoint
 
-__all__ = ["Task", "Predictor", "Prediction", "find_checkpoint", "autocast_context", "resolve_device", "remove_padding"]
+__all__ = ["Task", "task_for", "Predictor", "Prediction", "find_checkpoint", "autocast_context", "resolve_device", "remove_padding"]
 
 logger = logging.getLogger("trainyard")
 
@@ -74,6 +75,36 @@ class Task:
         """A picture of one result on its original uint8 ``[3,H,W]`` image, or None."""
         return None
 
+    def draw_target(self, image: torch.Tensor, target: Any, **options: Any) -> torch.Tensor | None:
+        """A picture of one sample's ground truth (``batch['targets'][i]``) on its uint8 ``[3,H,W]`` image, or None.
+
+        ``trainyard browse`` draws the data this way, after the pipeline and the data preprocessor.
+        """
+        return None
+
+    def results(self, outputs: Any, batch: Mapping[str, Any], **options: Any) -> list[dict[str, Any]]:
+        """Per-image results, as :meth:`predict` gives them, from the ``mode='predict'`` outputs an evaluation loop saw.
+
+        ``trainyard test --dump/--show-dir`` use it; the default keeps the raw prediction.
+        """
+        return [{"prediction": p.detach().cpu() if isinstance(p, torch.Tensor) else p} for p in outputs]
+
+    def result_record(self, result: Mapping[str, Any], meta: Mapping[str, Any], folder: Path, stem: str) -> dict[str, Any]:
+        """One image's entry of the result file, after writing its own files (masks) under ``folder``.
+
+        Runs on the rank that evaluated the image; the records of all ranks are then
+        gathered, in dataset order, for :meth:`write_result_file`.
+        """
+        return {"index": meta.get("index"), "file": meta.get("file"), **self.record(result), **self.save(result, folder, stem)}
+
+    def write_result_file(self, records: Sequence[Mapping[str, Any]], folder: Path) -> Path:
+        """The field's result file of a whole test set (default: one JSON line per image, as ``trainyard predict``)."""
+        import json
+
+        path = folder / "predictions.jsonl"
+        path.write_text("".join(json.dumps(dict(record)) + "\n" for record in records), encoding="utf-8")
+        return path
+
     def export_outputs(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """What an exported model returns for a normalised float batch ``[B,3,H,W]`` (default: ``mode='tensor'``)."""
         return model({"inputs": inputs}, mode="tensor")
@@ -83,6 +114,15 @@ class Task:
 
     dynamic_image_size = True
     """Whether exports may take images of any size (False: the sample's size only)."""
+
+
+def task_for(model: nn.Module, metainfo: Mapping[str, Any] | None = None) -> Task:
+    """The :class:`Task` the model's ``task`` attribute names, knowing the dataset's ``metainfo``; the base Task without one."""
+    task_name = getattr(type(model), "task", None)
+    if task_name is None:
+        return Task(metainfo)
+    with building("model.task"):
+        return TASKS.build({"type": task_name}, metainfo=dict(metainfo or {}))
 
 
 def _plain(value: Any) -> Any:
@@ -108,13 +148,6 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return device
 
 
-def autocast_context(device: torch.device, enabled: bool, dtype: torch.dtype | None = None) -> Any:
-    """Autocast for inference: float16 on CUDA, bfloat16 on the CPU, unless ``dtype`` says otherwise."""
-    if not enabled:
-        return torch.autocast(device.type, enabled=False)
-    return torch.autocast(device.type, dtype=dtype or (torch.float16 if device.type == "cuda" else torch.bfloat16))
-
-
 def find_checkpoint(source: str | Path) -> Path:
     """The checkpoint a run or checkpoint path names.
 
@@ -123,12 +156,12 @@ def find_checkpoint(source: str | Path) -> Path:
     run directory (``work_dir/<timestamp>``) is looked up in its work dir.
     """
     path = Path(source)
-    if path.is_file():
+    if path.is_file() or checkpoint.is_checkpoint_directory(path):
         return path
     if not path.is_dir():
         raise CheckpointError(f"{path} does not exist: give a checkpoint file, or a work dir or run directory holding checkpoints")
     for folder in (path, path.parent) if (path / "config.py").is_file() else (path,):
-        best = checkpoint.latest_first(list(folder.glob("best_*.pth")))
+        best = checkpoint.latest_first([*folder.glob("best_*.pth"), *folder.glob("best_*.dcp")])
         if best:
             return best[0]
         found = checkpoint.last_checkpoint(folder) or checkpoint.newest_intact_checkpoint(folder)
@@ -327,18 +360,17 @@ class Predictor:
         task_name = getattr(type(model), "task", None)
         self.task_name: str | None = task_name
         """The model's ``task`` (``'segmentation'``, ...), None for a model that names none."""
-        if task_name is None:
-            self.task = Task(self.metainfo)
-        else:
-            with building("model.task"):
-                self.task = TASKS.build({"type": task_name}, metainfo=self.metainfo)
+        self.task = task_for(model, self.metainfo)
         self.checkpoint_path: Path | None = None
         self.cfg: Any = None
 
     @classmethod
     def from_run(cls, source: str | Path, config: str | Path | Mapping[str, Any] | None = None, device: str | torch.device = "auto",
-                 amp: bool = False, batch_size: int | None = None, num_workers: int = 0) -> Predictor:
+                 amp: bool = False, batch_size: int | None = None, num_workers: int = 0, tta: bool = False) -> Predictor:
         """A predictor for a checkpoint file, or the best (else last) checkpoint of a work dir or run directory.
+
+        ``tta=True`` wraps the model in the config's ``tta_model`` (else the model's
+        default, a horizontal flip): test-time augmentation, see :mod:`trainyard.tta`.
 
         The model is rebuilt from ``config`` (a file, or a loaded config) or, by
         default, from the resolved config saved inside the checkpoint, so the config
@@ -346,7 +378,7 @@ class Predictor:
         that used an EMA hook saved the averaged weights, and those are used.
         """
         path = find_checkpoint(source)
-        state = checkpoint.read_checkpoint(path)
+        state = checkpoint.read_full_checkpoint(path)  # a sharded checkpoint is consolidated here, in this process
         meta = state.get("meta") if isinstance(state.get("meta"), Mapping) else {}
         cfg = _config_for(path, meta, config)
         saved_metainfo = meta.get("dataset_meta") or {}
@@ -375,6 +407,10 @@ class Predictor:
             checkpoint.load_model_state(model, weights, str(path), strict=True)
         except CheckpointError as exc:
             raise CheckpointError(f"{exc}. Was {path.name} trained with this config ({model_cfg.get('type')})?") from None
+        if tta:
+            from trainyard.tta import wrap_for_tta
+
+            model = wrap_for_tta(cfg, model)
         dataloader = cfg.get("test_dataloader") or cfg.get("val_dataloader") or {}
         predictor = cls(
             model, test_pipeline_config(cfg), metainfo, device=device, amp=amp,
@@ -412,9 +448,11 @@ class Predictor:
                     yield Prediction(item["meta"]["file"], item["image"], result)
 
     def _forward(self, group: list[dict[str, Any]], options: Mapping[str, Any]) -> list[dict[str, Any]]:
-        from trainyard.data import default_collate, to_device
+        from trainyard.data import to_device
+        from trainyard.transfer import stack_for_device
 
-        batch = default_collate([{"inputs": item["inputs"]} for item in group])
+        # one shape per group (_batches_of_equal_shape); on CUDA the stack is page-locked, so the copy is asynchronous
+        batch = {"inputs": stack_for_device([item["inputs"] for item in group], self.device)}
         preprocessor = getattr(self.model, "data_preprocessor", None)
         with torch.inference_mode(), autocast_context(self.device, self.amp):
             batch = preprocessor(batch) if preprocessor is not None else to_device(batch, self.device)

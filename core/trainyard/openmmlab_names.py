@@ -47,8 +47,10 @@ UNKNOWN_TYPES: dict[str, tuple[str, str]] = {
     "PhotoMetricDistortion": ("mmseg/mmdet", "it is RandomPhotometricDistort(), torchvision's"),
     "ResizeEdge": ("mmpretrain", "it is Resize(size=256): torchvision resizes the short edge to an int size"),
     "FilterAnnotations": ("mmdet", "it is SanitizeBoundingBoxes(), torchvision's"),
-    "MultiScaleFlipAug": ("mmdet 2.x", "trainyard has no test-time augmentation; give the test pipeline's transforms directly"),
-    "TestTimeAug": ("mmcv", "trainyard has no test-time augmentation; give the test pipeline's transforms directly"),
+    "MultiScaleFlipAug": ("mmdet 2.x", "give the test pipeline's transforms directly; test-time augmentation is --tta, "
+                          "with the views in tta_model=dict(type=..., scales=[...], flip=True)"),
+    "TestTimeAug": ("mmcv", "give the test pipeline's transforms directly; test-time augmentation is --tta, "
+                    "with the views in tta_model=dict(type=..., scales=[...], flip=True)"),
     # models and their parts
     "EncoderDecoder": ("mmseg", f"use {_SEGMENTORS}"),
     "ResNet": ("mmdet/mmseg/mmpretrain", "a backbone is named inside the model: detectors take variant='resnet50_fpn', "
@@ -70,7 +72,7 @@ UNKNOWN_TYPES: dict[str, tuple[str, str]] = {
     # hooks
     "CheckInvalidLossHook": ("mmdet", "it is NaNGuardHook(interval=50)"),
     "NumClassCheckHook": ("mmdet", "not needed: the Runner checks the model's class count against the dataset's"),
-    "VisualizationHook": ("mmpretrain", "it is ClsVisualizationHook(interval=...)"),
+    "VisualizationHook": ("mmpretrain", "it is ClsVisualizationHook(max_images=...)"),
     "NaiveVisualizationHook": ("mmengine", "use the task's DetVisualizationHook, SegVisualizationHook or ClsVisualizationHook"),
     "RuntimeInfoHook": ("mmengine", "not needed: the Runner keeps its iteration, epoch and learning rates itself"),
 }
@@ -88,7 +90,7 @@ ARGUMENTS: dict[str, tuple[frozenset[str], str, str]] = {
                           "RandomResizedCrop(scale=224) is RandomResizedCrop(size=224) here; torchvision's scale is the area range"),
     "Pad": (frozenset({"size", "size_divisor", "pad_val", "seg_pad_val"}), "mmcv",
             "Pad(size=crop_size) is SegPad(size=...) here; padding to a multiple of 32 is the detectors' own"),
-    "CocoMetric": (frozenset({"ann_file", "metric", "format_only", "outfile_prefix", "backend_args"}), "mmdet",
+    "CocoMetric": (frozenset({"ann_file", "metric", "outfile_prefix", "backend_args"}), "mmdet",
                    "CocoMetric(ann_file, metric='bbox') is CocoMetric() here: it takes the ground truth from the dataset"),
     "IoUMetric": (frozenset({"iou_metrics", "nan_to_num", "beta"}), "mmseg",
                   "IoUMetric(iou_metrics=['mIoU']) is IoUMetric() here: it reports mIoU, mAcc, aAcc and per-class IoU"),

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from trainyard.errors import ConfigError
+from trainyard.errors import CheckpointError, ConfigError
 from trainyard.registry import OPTIMIZERS, building
+
+if TYPE_CHECKING:
+    from trainyard.strategies import Strategy
 
 __all__ = ["OptimWrapper", "build_optim_wrapper", "param_groups"]
 
@@ -97,6 +100,7 @@ class OptimWrapper:
         dtype: str | None = None,
         accumulative_counts: int = 1,
         clip_grad: Mapping[str, Any] | None = None,
+        strategy: Strategy | None = None,
     ) -> None:
         if accumulative_counts < 1:
             raise ConfigError(f"optim_wrapper.accumulative_counts must be >= 1, got {accumulative_counts}")
@@ -104,6 +108,9 @@ class OptimWrapper:
         self.device = device
         self.accumulative_counts = accumulative_counts
         self.clip_grad = dict(clip_grad) if clip_grad else None
+        self.strategy = strategy
+        """Where gradients are synchronised and clipped (:mod:`trainyard.strategies`); None: the model passed to
+        :meth:`optim_context` decides (``no_sync`` when it has one)."""
         self.amp_dtype = self._amp_dtype(dtype, device)
         use_scaler = self.amp_dtype is torch.float16
         self.scaler = torch.amp.GradScaler(device.type) if use_scaler else None
@@ -152,9 +159,11 @@ class OptimWrapper:
 
     @contextlib.contextmanager
     def optim_context(self, model: nn.Module) -> Iterator[None]:
-        """Autocast, and no gradient all-reduce on DDP micro-steps that do not step."""
-        sync = contextlib.nullcontext()
-        if not self._steps_this_call() and hasattr(model, "no_sync"):
+        """Autocast, and no gradient all-reduce (DDP) or reduce-scatter (FSDP) on micro-steps that do not step."""
+        sync: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+        if self.strategy is not None:
+            sync = self.strategy.gradient_sync(self._steps_this_call())
+        elif not self._steps_this_call() and hasattr(model, "no_sync"):
             sync = model.no_sync()
         autocast = (
             torch.autocast(self.device.type, dtype=self.amp_dtype)
@@ -180,7 +189,8 @@ class OptimWrapper:
                 if self.scaler is not None:
                     self.scaler.unscale_(self.optimizer)
                 params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
-                logged["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, **self.clip_grad)
+                clip = self.strategy.clip_grad_norm_ if self.strategy is not None else torch.nn.utils.clip_grad_norm_
+                logged["grad_norm"] = clip(params, **self.clip_grad)
             if self.scaler is not None:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
@@ -196,14 +206,22 @@ class OptimWrapper:
     def state_dict(self) -> dict[str, Any]:
         """Optimizer state and position; inside an accumulation window also the gradients gathered so far."""
         state: dict[str, Any] = {"optimizer": self.optimizer.state_dict(), "calls": self._calls}
-        if self._calls % self.accumulative_counts:
+        finished = self._max_calls is not None and self._calls >= self._max_calls  # the last, shorter window stepped
+        if self._calls % self.accumulative_counts and not finished:
+            if self.strategy is not None and self.strategy.shards_parameters and self.strategy._sharded():
+                raise CheckpointError(
+                    f"under FSDP a checkpoint cannot be saved inside a gradient-accumulation window (after call {self._calls}, "
+                    f"accumulative_counts={self.accumulative_counts}): its gradients are not reduced yet; save at iterations "
+                    "divisible by optim_wrapper.accumulative_counts (default_hooks.checkpoint.interval)"
+                )
             state["partial_grads"] = [None if p.grad is None else p.grad.detach().clone() for p in self._parameters()]
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+        if "optimizer" in state:  # absent when the optimizer was loaded with the model (set_state_dict: DCP, FSDP)
+            self.optimizer.load_state_dict(state["optimizer"])
         self._calls = state.get("calls", self._calls)
         partial_grads = state.get("partial_grads")
         if partial_grads is not None:
@@ -222,8 +240,8 @@ def amp_dtype_of(cfg: Mapping[str, Any] | None, device: torch.device) -> torch.d
     return OptimWrapper._amp_dtype(dtype, device)
 
 
-def build_optim_wrapper(cfg: Mapping[str, Any], model: nn.Module, device: torch.device) -> OptimWrapper:
-    """An :class:`OptimWrapper` from the ``optim_wrapper`` config."""
+def build_optim_wrapper(cfg: Mapping[str, Any], model: nn.Module, device: torch.device, strategy: Strategy | None = None) -> OptimWrapper:
+    """An :class:`OptimWrapper` from the ``optim_wrapper`` config, for ``model`` as ``strategy`` spread it (sharded first)."""
     options = dict(cfg)
     wrapper_type = options.pop("type", "OptimWrapper")
     if wrapper_type not in ("OptimWrapper", "AmpOptimWrapper"):
@@ -249,4 +267,4 @@ def build_optim_wrapper(cfg: Mapping[str, Any], model: nn.Module, device: torch.
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ConfigError(f"optim_wrapper has unknown keys {unknown}; accepted: optimizer, paramwise_cfg, type, {', '.join(sorted(allowed))}")
-    return OptimWrapper(optimizer, device, **options)
+    return OptimWrapper(optimizer, device, strategy=strategy, **options)

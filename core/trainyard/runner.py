@@ -3,7 +3,8 @@
 The Runner owns the state hooks read (``model``, ``optimizer``, ``epoch``, ``iter``,
 ``work_dir``, ``logger``, ...) and delegates the rest: building to the registries,
 the loop to a loop object, policy to hooks, persistence to
-:mod:`trainyard.checkpoint`, process groups to :mod:`trainyard.dist`.
+:mod:`trainyard.checkpointer` (which asks the parts for their states), process groups
+to :mod:`trainyard.dist`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from trainyard import checkpoint, dist
+from trainyard.checkpointer import Checkpointer
 from trainyard.data import build_dataloader, stop_workers, to_device
 from trainyard.environment import randomness_to_resume, select_device, setup_backends, setup_randomness
 from trainyard.errors import CheckpointError, ConfigError
@@ -27,11 +29,13 @@ from trainyard.hooks import Hook, HookDispatcher
 from trainyard.interrupts import StopOnSignals, TrainingInterrupted
 from trainyard.logging import LogBuffer, RunWriter, add_log_file, setup_logger
 from trainyard.lr_scaling import scale_lr
-from trainyard.openmmlab_keys import config_warnings, ddp_arguments
+from trainyard.openmmlab_keys import config_warnings
 from trainyard.run_status import log_run_status
 from trainyard.pretrained import weights_from_checkpoint
 from trainyard.optim import OptimWrapper, amp_dtype_of, build_optim_wrapper
 from trainyard.registry import HOOKS, LOOPS, MODELS, SCHEDULERS, building
+from trainyard.strategies import build_strategy
+from trainyard.training_state import TrainingState
 
 __all__ = ["Runner"]
 
@@ -70,6 +74,8 @@ class Runner:
         self.train_loop: Any = None
         self.val_loop: Any = None
         self.optim_wrapper: OptimWrapper | None = None
+        self.checkpointer: Checkpointer | None = None
+        """Saves and resumes the training state (built by :meth:`train`)."""
         self.param_schedulers: list[Any] = []
         self._evaluated_progress = {"epoch": 0, "iter": 0}
         """Epoch and iteration of the checkpoint a standalone val or test evaluates."""
@@ -169,7 +175,7 @@ class Runner:
     def _remove_earlier_run(self) -> None:
         """``overwrite``: delete the earlier run's checkpoints, after loading (``load_from`` may name one of them)."""
         for path in self._earlier_checkpoints:  # only with overwrite, on rank 0
-            path.unlink(missing_ok=True)
+            checkpoint.remove_checkpoint(path)
             self.logger.warning(f"--overwrite: removed {path} of an earlier run")
 
     def _choose_run_dir(self) -> Path:
@@ -185,21 +191,19 @@ class Runner:
     def _build_model(self, model_cfg: Mapping[str, Any] | None) -> nn.Module:
         if model_cfg is None:
             raise ConfigError("the config has no 'model'")
-        if isinstance(model_cfg, Mapping) and model_cfg.get("num_classes") == "auto":
-            model_cfg["num_classes"] = self._count_dataset_classes()
+        wrapped = model_cfg.get("module") if isinstance(model_cfg, Mapping) else None  # a TTA model's (--tta)
+        counted = wrapped if isinstance(wrapped, Mapping) else model_cfg
+        if isinstance(counted, Mapping) and counted.get("num_classes") == "auto":
+            counted["num_classes"] = self._count_dataset_classes()
         replaced = weights_from_checkpoint() if self._resume_source is not None else contextlib.nullcontext()
         with building("model"), replaced:  # a resume replaces every weight: pretrained files are not fetched
             model = MODELS.build(model_cfg)
         if not isinstance(model, nn.Module):
             raise ConfigError(f"model type {model_cfg.get('type')!r} built a {type(model).__name__}, not an nn.Module")
         model.to(self.device)
-        self._unwrapped_model = model
-        wrapper_cfg = ddp_arguments(self.cfg.get("model_wrapper_cfg"))
-        if self.world_size > 1:
-            if wrapper_cfg.pop("sync_bn", False):
-                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-            device_ids = [self.device.index] if self.device.type == "cuda" else None
-            model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids, **wrapper_cfg)
+        self.strategy = build_strategy(self.cfg.get("model_wrapper_cfg"), self.world_size, self.device)
+        model = self.strategy.wrap(model)
+        self._unwrapped_model = self.strategy.model  # FSDP shards in place: this is the sharded module
         compile_cfg = self.cfg.get("compile")
         if compile_cfg:
             model = torch.compile(model, **(compile_cfg if isinstance(compile_cfg, Mapping) else {}))
@@ -207,7 +211,7 @@ class Runner:
 
     @property
     def unwrapped_model(self) -> nn.Module:
-        """The user's model, without DDP or ``torch.compile`` around it."""
+        """The user's model, without DDP or ``torch.compile`` around it (under FSDP: itself, sharded in place)."""
         return self._unwrapped_model
 
     def preprocess(self, batch: Any) -> Any:
@@ -215,6 +219,8 @@ class Runner:
         preprocessor = getattr(self.unwrapped_model, "data_preprocessor", None)
         if preprocessor is not None:
             return preprocessor(batch)
+        if self.device.type == "cpu":
+            return batch  # a DataLoader's batches are on the CPU already
         return to_device(batch, self.device)
 
     def _count_dataset_classes(self) -> int:
@@ -280,6 +286,7 @@ class Runner:
                 # process pins each batch itself, and validation ran at 12.5-18.8k instead of 24.4k images/s (H200)
                 loader_cfg.setdefault("pin_memory", True)
             self._dataloaders[split] = build_dataloader(loader_cfg, self.seed, key, shuffle=split == "train")
+            self._start_notes.append(self._dataloaders[split].dataset.seeding_note)
         return self._dataloaders[split]
 
     @property
@@ -384,15 +391,18 @@ class Runner:
         """Train as ``train_cfg`` says (validating on the way when a val set is configured)."""
         self._refuse_earlier_run()
         self.train_loop = self._build_loop("train")
-        self.optim_wrapper = build_optim_wrapper(self.cfg.get("optim_wrapper") or {}, self.unwrapped_model, self.device)
+        self.optim_wrapper = build_optim_wrapper(self.cfg.get("optim_wrapper") or {}, self.unwrapped_model, self.device, self.strategy)
+        self.strategy.check_optimizer(self.optim_wrapper.optimizer)
+        self.strategy.check_save_points(self.optim_wrapper.accumulative_counts, self.hooks, getattr(self.train_loop, "iters_per_epoch", None))
         self._start_notes += scale_lr(self.optim_wrapper, self.cfg.get("auto_scale_lr"), self.train_dataloader, self.world_size)
         self.param_schedulers = self._build_schedulers()
         if self.cfg.get("val_dataloader") is not None:
             self.val_loop = self._build_loop("val")
         self._check_class_count()
         self._start_run_directory()
+        self.checkpointer = Checkpointer(self.training_state(), self.work_dir, self.call_hook, self.logger)
         if self._resume_source is not None:
-            checkpoint.resume(self, self._resume_source)
+            self.checkpointer.restore(self._resume_source)
         elif self.cfg.get("load_from"):
             checkpoint.load_weights(self, self.cfg["load_from"])
         self._remove_earlier_run()
@@ -441,10 +451,24 @@ class Runner:
         self.run_dir = self.run_dir.with_name(f"{self.run_dir.name}_{split}")
         self.writer = RunWriter(self.run_dir, self.rank)
         add_log_file(self.logger, self.run_dir / f"{self.run_dir.name}.log", self.rank)
+        for line in self._start_notes:
+            self.logger.info(line)
+
+    def training_state(self) -> TrainingState:
+        """The parts whose states a checkpoint holds, and the run's ``meta``."""
+        def meta() -> dict[str, Any]:
+            from trainyard import __version__
+
+            return {"trainyard_version": __version__, "torch_version": str(torch.__version__), "config": self.config_text,
+                    "epoch": self.epoch, "iter": self.iter, "seed": self.seed, "world_size": self.world_size,
+                    "time": time.strftime("%Y-%m-%d %H:%M:%S"), "run_dir": str(self.run_dir.resolve()), "dataset_meta": self.dataset_meta}
+
+        return TrainingState(self.unwrapped_model, self.optim_wrapper, self.param_schedulers, self.train_loop, self.dispatcher,
+                             meta, self.rank, self.world_size)
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything a resume needs, in the layout of a checkpoint (see :mod:`trainyard.checkpoint`)."""
-        return checkpoint.collect_state(self)
+        """Everything a resume needs, in the layout of a single-file checkpoint (see :mod:`trainyard.training_state`)."""
+        return self.training_state().full()
 
 
 def _plain_lists(value: Any) -> Any:

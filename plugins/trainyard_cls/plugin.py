@@ -11,6 +11,7 @@ _MODELS = {
     "TorchvisionBackbone": "trainyard_cls.models.backbones:TorchvisionBackbone",
     "TimmBackbone": "trainyard_cls.models.backbones:TimmBackbone",
     "SmallCNN": "trainyard_cls.models.small_cnn:SmallCNN",
+    "ClsTTAModel": "trainyard_cls.tta:ClsTTAModel",
 }
 _DATASETS = {
     "ImageFolder": "trainyard_cls.datasets.folder:ImageFolder",

@@ -38,6 +38,18 @@ def _evaluator_classes(backend: str) -> tuple[Any, Any]:
     raise ConfigError(f"CocoMetric: unknown backend {backend!r}; use 'pycocotools' or 'faster_coco_eval'")
 
 
+def coco_detections(prediction: dict[str, Any], image_id: Any, category_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """One image's detections (xyxy ``boxes``, ``scores``, ``labels``) as COCO results: xywh boxes, the dataset's category ids."""
+    boxes = prediction["boxes"].detach().cpu().double().reshape(-1, 4)
+    xywh = boxes.clone()
+    xywh[:, 2:] -= xywh[:, :2]
+    labels = prediction["labels"].cpu().tolist()
+    if any(not 0 <= label < len(category_ids) for label in labels):
+        raise ModelContractError(f"CocoMetric: predicted labels {sorted(set(labels))} outside the {len(category_ids)} classes")
+    return [{"image_id": image_id, "category_id": category_ids[label], "bbox": box, "score": score}
+            for box, score, label in zip(xywh.tolist(), prediction["scores"].detach().cpu().double().tolist(), labels)]
+
+
 class CocoMetric(GatherMetric):
     """bbox mAP, AP50, AP75, AP small/medium/large and AR@1/10/100 (fractions), as COCO computes them.
 
@@ -51,14 +63,38 @@ class CocoMetric(GatherMetric):
         backend: ``'pycocotools'`` (the reference) or ``'faster_coco_eval'``.
         classwise: log a per-class AP table (and report ``bbox_AP.<class>``).
         proposal_nums: the maximum detections per image for AR (COCO's 1, 10, 100).
+        format_only: evaluate nothing (a test set without labels, as COCO test-dev): the
+            predictions are only written, by ``trainyard test --dump DIR``.
+        confusion_score_thr, confusion_iou_thr: the confusion matrix picture counts
+            detections scoring at least this, matched to ground truth at this IoU
+            (mmdet's tool: 0.3 and 0.5); see :func:`~trainyard_det.confusion_matrix.detection_confusion_matrix`.
     """
 
-    def __init__(self, backend: str = "pycocotools", classwise: bool = True, proposal_nums: Sequence[int] = (1, 10, 100)) -> None:
+    def __init__(self, backend: str = "pycocotools", classwise: bool = True, proposal_nums: Sequence[int] = (1, 10, 100),
+                 format_only: bool = False, confusion_score_thr: float = 0.3, confusion_iou_thr: float = 0.5) -> None:
         _evaluator_classes(backend)
         self.backend = backend
         self.classwise = classwise
         self.proposal_nums = list(proposal_nums)
+        self.format_only = format_only
+        self.confusion_score_thr = confusion_score_thr
+        self.confusion_iou_thr = confusion_iou_thr
         self.reset()
+
+    def pictures(self) -> dict[str, Any]:
+        """The confusion matrix of boxes per class at IoU ``confusion_iou_thr``, with a background row and column."""
+        if self.format_only or not self.results:
+            return {}
+        from trainyard.confusion_matrix import draw_confusion_matrix
+        from trainyard_det.confusion_matrix import detection_confusion_matrix
+
+        classes = [str(c) for c in self.dataset_meta.get("classes") or ()]
+        category_ids = list(self.dataset_meta.get("category_ids") or range(len(classes)))
+        confusion = detection_confusion_matrix(self.results, category_ids, self.confusion_score_thr, self.confusion_iou_thr)
+        names = [*classes, "background"]
+        title = (f"box confusion matrix (score >= {self.confusion_score_thr:g}, IoU >= {self.confusion_iou_thr:g}; "
+                 f"{len(self.results)} images)")
+        return {"confusion_matrix": draw_confusion_matrix(confusion, names, text="count", title=title, unit="boxes")}
 
     def process(self, batch: dict[str, Any], predictions: Any) -> None:
         metas = batch.get("meta")
@@ -66,23 +102,14 @@ class CocoMetric(GatherMetric):
             raise ModelContractError("CocoMetric: predictions must be a list of dicts (boxes, scores, labels), one per image with its meta")
         category_ids = list(self.dataset_meta.get("category_ids") or range(len(self.dataset_meta.get("classes") or ())))
         for prediction, meta in zip(predictions, metas):
-            if "annotations" not in meta:
+            if "annotations" not in meta and not self.format_only:
                 raise ModelContractError("CocoMetric: the dataset gives no meta['annotations']; use a trainyard_det dataset or add them")
-            boxes = prediction["boxes"].detach().cpu().double()
-            xywh = boxes.clone()
-            xywh[:, 2:] -= xywh[:, :2]
-            labels = prediction["labels"].cpu().tolist()
-            if any(not 0 <= label < len(category_ids) for label in labels):
-                raise ModelContractError(f"CocoMetric: predicted labels {sorted(set(labels))} outside the {len(category_ids)} classes")
             self.results.append({
                 "image_id": meta["image_id"],
                 "height": meta["ori_size"][0],
                 "width": meta["ori_size"][1],
-                "annotations": meta["annotations"],
-                "detections": [
-                    {"image_id": meta["image_id"], "category_id": category_ids[label], "bbox": box, "score": score}
-                    for box, score, label in zip(xywh.tolist(), prediction["scores"].cpu().double().tolist(), labels)
-                ],
+                "annotations": meta.get("annotations", []),
+                "detections": coco_detections(prediction, meta["image_id"], category_ids),
             })
 
     def coco_files(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -102,6 +129,10 @@ class CocoMetric(GatherMetric):
         return {"images": images, "annotations": annotations, "categories": categories}, detections
 
     def compute(self) -> dict[str, float]:
+        if self.format_only:
+            logger.info(f"CocoMetric(format_only=True): {len(self.results)} images predicted, nothing evaluated; "
+                        "trainyard test --dump DIR writes the COCO results file")
+            return {}
         COCO, COCOeval = _evaluator_classes(self.backend)
         ground_truth, detections = self.coco_files()
         if not detections:  # pycocotools cannot load an empty result list; the keys stay those of any other call

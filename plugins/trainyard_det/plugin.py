@@ -12,6 +12,7 @@ _MODELS = {
     "FCOS": "trainyard_det.models.detectors:FCOS",
     "SSDlite": "trainyard_det.models.detectors:SSDlite",
     "SmallDetBackbone": "trainyard_det.models.backbones:SmallDetBackbone",
+    "DetTTAModel": "trainyard_det.tta:DetTTAModel",
 }
 _DATASETS = {
     "CocoDetection": "trainyard_det.datasets.coco:CocoDetection",

@@ -92,6 +92,16 @@ class IoUMetric(SumMetric):
         logging.getLogger("trainyard").info("per-class results:\n" + self.table(iou, accuracy))
         return results
 
+    def pictures(self) -> dict[str, torch.Tensor]:
+        """The pixel-level confusion matrix, each row normalised to the share of that class's labelled pixels."""
+        if not self.state:
+            return {}
+        from trainyard.confusion_matrix import draw_confusion_matrix
+
+        title = "pixel confusion matrix (% of each true class's labelled pixels)"
+        return {"confusion_matrix": draw_confusion_matrix(self.state["confusion"], self.class_names, text="percent", title=title,
+                                                          unit="pixels")}
+
     def table(self, iou: torch.Tensor, accuracy: torch.Tensor) -> str:
         width = max(len(name) for name in self.class_names + ["class"])
         lines = [f"{'class':<{width}}  {'IoU %':>7}  {'Acc %':>7}"]

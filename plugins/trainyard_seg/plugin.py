@@ -12,6 +12,7 @@ _MODELS = {
     "DeepLabV3ResNet50": "trainyard_seg.models.torchvision_models:DeepLabV3ResNet50",
     "DeepLabV3MobileNetV3": "trainyard_seg.models.torchvision_models:DeepLabV3MobileNetV3",
     "LRASPPMobileNetV3": "trainyard_seg.models.torchvision_models:LRASPPMobileNetV3",
+    "SegTTAModel": "trainyard_seg.tta:SegTTAModel",
 }
 _DATASETS = {
     "ShapesDataset": "trainyard_seg.datasets.shapes:ShapesDataset",

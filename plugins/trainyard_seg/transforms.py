@@ -24,6 +24,8 @@ class SegRandomCrop(v2.RandomCrop):
 class SegPad(v2.Transform):
     """Pad on the right and bottom to ``size``: image with ``fill``, label map with 255."""
 
+    is_random = False  # the same padding every time: samples need no seeding for it (trainyard.pipeline_randomness)
+
     def __init__(self, size: int | Sequence[int], fill: int = 0) -> None:
         super().__init__()
         self.size = (size, size) if isinstance(size, int) else tuple(size)

@@ -119,24 +119,6 @@ def test_a_collective_timeout_ends_the_job_with_one_message_naming_the_causes(tm
     assert "env_cfg.timeout" in result.stderr and "[rank0]:" not in result.stderr
 
 
-def test_two_torchrun_nodes_on_one_machine_train_together(tmp_path):
-    port = str(free_port())
-    common = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
-              "--master_addr=127.0.0.1", f"--master_port={port}", "tools/train.py", TINY,
-              "--launcher", "pytorch", "--work-dir", str(tmp_path), "--cfg-options", "train_cfg.max_epochs=1"]
-    from conftest import REPO, trainyard_env
-
-    nodes = [
-        subprocess.Popen(common[:3] + [f"--node_rank={rank}"] + common[3:], cwd=REPO, env=trainyard_env(),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for rank in (0, 1)
-    ]
-    outputs = [node.communicate(timeout=300) for node in nodes]
-    assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
-    assert "world size 2" in outputs[0][0]
-    assert read_checkpoint(tmp_path / "epoch_1.pth")["meta"]["world_size"] == 2
-
-
 @pytest.mark.parametrize("script", ["slurm_train.sh", "slurm_test.sh"])
 def test_slurm_scripts_pass_arguments_to_srun_safely(tmp_path, script):
     fake_srun = tmp_path / "srun"

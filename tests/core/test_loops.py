@@ -108,3 +108,31 @@ def test_another_number_of_processes_continues_at_the_same_place_in_the_epoch(lo
     assert loop.iter == expected
     assert (f"saved by 2 processes at iteration 10 (6 per epoch); on 1 an epoch has 3, so training continues at "
             f"iteration {expected}") in trainyard_log.text
+
+
+@pytest.mark.parametrize("batch_size, sampler, outcome", [
+    (4, "default", 8),
+    (3, "default", "takes 3 samples per iteration, which does not divide 8"),
+    (4, "sequential", "uses a sampler whose order depends on the number of processes"),
+])
+def test_a_mid_epoch_position_carries_over_to_another_world_size_by_samples_or_is_refused(batch_size, sampler, outcome):
+    """Saved by 2 processes x batch 4 at iteration 4 (3 per epoch): 8 samples into epoch 2."""
+    import logging
+    from types import SimpleNamespace
+
+    import torch
+
+    from trainyard import loops
+    from trainyard.samplers import DefaultSampler
+
+    runner = SimpleNamespace(world_size=1, logger=logging.getLogger("trainyard"))
+    data = list(range(24))
+    chosen = DefaultSampler(data, seed=0) if sampler == "default" else torch.utils.data.SequentialSampler(data)
+    loop = loops.EpochBasedTrainLoop(runner, torch.utils.data.DataLoader(data, batch_size=batch_size, sampler=chosen), max_epochs=3)
+    saved = {"iter": 4, "iters_per_epoch": 3, "world_size": 2, "samples_in_epoch": 8}
+    if isinstance(outcome, int):
+        loop.load_state_dict(saved)
+        assert loop.iter == outcome and loop.state_dict()["samples_in_epoch"] == 8
+    else:
+        with pytest.raises(CheckpointError, match=outcome):
+            loop.load_state_dict(saved)

@@ -16,7 +16,7 @@ from trainyard.runner import Runner
 
 OPENMMLAB_CONFIG = TESTS / "configs" / "openmmlab_shaped.py"
 WARNED = {
-    "default_scope", "visualizer", "vis_backends", "log_processor", "tta_model", "experiment_name", "sync_bn",
+    "default_scope", "visualizer", "vis_backends", "log_processor", "experiment_name", "sync_bn",
     "find_unused_parameters", "env_cfg.resource_limit", "model_wrapper_cfg.detect_anomalous_params", "data_preprocessor",
 }
 TRAINYARD_READS = {"env_cfg.dist_cfg.backend", "model_wrapper_cfg.find_unused_parameters"}

@@ -53,3 +53,36 @@ def test_predict_command_writes_captioned_pictures_and_records(quick_run, tmp_pa
         assert record["class"] in CLASSES and len(record["topk"]) == 2
         with Image.open(out / record["picture"]) as picture:
             assert min(picture.size) >= 256  # small images are enlarged so the caption stays readable
+
+
+def test_visualization_grid_samples_every_class_with_a_fixed_seed(monkeypatch):
+    from types import SimpleNamespace
+
+    import torch
+    import trainyard_cls.visualization as visualization
+
+    drawn = []  # (true classes, the images' dataset indices) of each grid
+    monkeypatch.setattr(visualization, "prediction_grid",
+                        lambda images, predicted, true, classes, tile: drawn.append((true, images[:, 0, 0, 0].tolist())) or images[0])
+    runner = SimpleNamespace(rank=0, iter=0, dataloader=lambda split: SimpleNamespace(dataset=[0] * 64),
+                             writer=SimpleNamespace(add_picture=lambda *args: None))
+    labels = torch.arange(4).repeat_interleave(16)  # a class-sorted folder: 16 images of each class in turn
+
+    def one_pass(batch_size: int) -> None:
+        hook.before_val_epoch(runner)
+        for start in range(0, 64, batch_size):
+            indices = torch.arange(start, start + batch_size)
+            batch = {"inputs": indices.to(torch.uint8).view(-1, 1, 1, 1).expand(-1, 3, 8, 8).contiguous(),
+                     "targets": labels[indices], "meta": [{"index": int(i)} for i in indices]}
+            hook.after_val_iter(runner, start // batch_size, batch, torch.nn.functional.one_hot(batch["targets"], 4).float())
+        hook.after_val_epoch(runner)
+
+    hook = visualization.ClsVisualizationHook(max_images=8)
+    one_pass(4)
+    one_pass(16)
+    assert drawn[0] == drawn[1]  # the same images, whatever the batch size
+    true, indices = drawn[0]
+    assert true == [0, 0, 1, 1, 2, 2, 3, 3] and [i // 16 for i in indices] == true and indices != [0, 1, 16, 17, 32, 33, 48, 49]
+    hook.seed = 1
+    one_pass(8)
+    assert drawn[2][1] != indices  # another seed, other images

@@ -12,7 +12,7 @@ SMALL = [
     "train_dataloader.num_workers=0", "train_dataloader.persistent_workers=False",
     "val_dataloader.dataset.length=24", "test_dataloader.dataset.length=24",
     "default_hooks.logger.interval=2", "param_scheduler=[]",
-    "custom_hooks=[dict(type='ClsVisualizationHook', interval=1, max_images=4)]",
+    "custom_hooks=[dict(type='ClsVisualizationHook', max_images=4)]",
 ]
 
 
@@ -33,7 +33,7 @@ def test_quick_config_trains_validates_and_draws(trained):
     pictures = sorted(p.name for p in (run_dir / "vis").iterdir())
     assert pictures == [
         "val_confusion_matrix_iter0000004.png", "val_confusion_matrix_iter0000008.png",
-        "val_predictions_0_iter0000004.png", "val_predictions_0_iter0000008.png",
+        "val_predictions_iter0000004.png", "val_predictions_iter0000008.png",
     ]
 
 
@@ -65,6 +65,6 @@ def test_plugins_command_shows_what_the_cls_plugin_registered():
     result = run_trainyard("plugins")
     assert result.returncode == 0, result.stderr
     block = result.stdout.split("trainyard_cls  [loaded]")[1].split("\n\n")[0]
-    assert "MODELS (4): ImageClassifier, SmallCNN, TimmBackbone, TorchvisionBackbone" in block
+    assert "MODELS (5): ClsTTAModel, ImageClassifier, SmallCNN, TimmBackbone, TorchvisionBackbone" in block
     assert "DATASETS (7): CIFAR10, CIFAR100, FashionMNIST, FileListDataset, GeneratedClsDataset, ImageFolder, MNIST" in block
     assert "METRICS (2): Accuracy, ClassificationReport" in block and "HOOKS (1): ClsVisualizationHook" in block

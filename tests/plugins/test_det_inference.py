@@ -51,3 +51,20 @@ def test_predict_command_writes_boxes_and_pictures(quick_run, tmp_path):
     for record in records:
         assert {"boxes", "scores", "labels", "classes"} <= set(record) and (out / record["picture"]).is_file()
         assert all(len(box) == 4 for box in record["boxes"])
+
+
+def test_detection_picture_colours_boxes_by_class_and_leaves_out_low_scores():
+    import torch
+    from trainyard_det.visualization import class_colour, draw_detections
+
+    image = torch.full((3, 64, 64), 40, dtype=torch.uint8)
+    truth = {"boxes": torch.tensor([[8.0, 8, 40, 40]]), "labels": torch.tensor([1])}
+    confident = {"boxes": torch.tensor([[9.0, 9, 41, 41]]), "scores": torch.tensor([0.9]), "labels": torch.tensor([1])}
+    with_low = {key: torch.cat([value, extra]) for (key, value), extra in
+                zip(confident.items(), [torch.tensor([[20.0, 20, 60, 60]]), torch.tensor([0.1]), torch.tensor([0])])}
+    picture = draw_detections(image, with_low, truth, ["cat", "dog"], score_thr=0.3)
+    assert torch.equal(picture, draw_detections(image, confident, truth, ["cat", "dog"], score_thr=0.3))
+    colours = set(map(tuple, picture.flatten(1).T.tolist()))
+    assert class_colour(1) in colours and class_colour(0) not in colours  # the dog's colour, in both panels and the legend
+    alone = draw_detections(image, confident, None, ["cat", "dog"])
+    assert picture.shape[-1] > 2 * 384 > alone.shape[-1]  # ground truth and predictions side by side; predictions alone

@@ -26,7 +26,7 @@ def test_generated_config_trains_then_tests_from_the_command_line(tmp_path):
     assert "model.num_classes: 3" in train.stdout and "Val (iter 4)  bbox_mAP: " in train.stdout
     assert "per-class bbox AP" in train.stdout and "Average Precision" in train.stdout
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    assert sorted(p.name for p in (run_dir / "vis").iterdir()) == ["val_detections_0_iter0000004.png"]
+    assert sorted(p.name for p in (run_dir / "vis").iterdir()) == ["val_confusion_matrix_iter0000004.png", "val_detections_0_iter0000004.png"]
     out = tmp_path / "test.json"
     test = run_trainyard("test", CONFIG, str(tmp_path / "iter_4.pth"), "--work-dir", str(tmp_path), "--out", str(out), "--cfg-options", *SMALL)
     assert test.returncode == 0, test.stderr
@@ -46,7 +46,7 @@ def test_plugins_command_shows_what_the_det_plugin_registered():
     result = run_trainyard("plugins")
     assert result.returncode == 0, result.stderr
     block = result.stdout.split("trainyard_det  [loaded]")[1].split("\n\n")[0]
-    assert "MODELS (5): FCOS, FasterRCNN, RetinaNet, SSDlite, SmallDetBackbone" in block
+    assert "MODELS (6): DetTTAModel, FCOS, FasterRCNN, RetinaNet, SSDlite, SmallDetBackbone" in block
     assert "DATASETS (3): CocoDetection, GeneratedDetDataset, VOCDetection" in block
     assert "METRICS (1): CocoMetric" in block and "HOOKS (1): DetVisualizationHook" in block
     assert "TRANSFORMS (1): ResizeKeepRatio" in block

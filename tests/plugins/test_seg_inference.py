@@ -71,8 +71,9 @@ def test_test_command_draws_pictures_and_names_the_checkpoints_iteration(quick_r
     assert "Test (iter 8)  mIoU: " in capsys.readouterr().out
     (run_dir,) = tmp_path.iterdir()
     assert run_dir.name.endswith("_test")
-    (picture,) = (run_dir / "vis").iterdir()
-    assert picture.name == "test_predictions_0_iter0000008.png"
+    pictures = sorted(p.name for p in (run_dir / "vis").iterdir())
+    assert pictures == ["test_confusion_matrix_iter0000008.png", "test_predictions_0_iter0000008.png"]
+    picture = run_dir / "vis" / "test_predictions_0_iter0000008.png"
     with Image.open(picture) as image:  # three rows of four 192 px panels with titles, and a legend
         assert image.width >= 4 * 192 and image.height >= 3 * 192
     assert (run_dir / f"{run_dir.name}.log").is_file()

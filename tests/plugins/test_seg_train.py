@@ -21,7 +21,7 @@ def test_unet_config_trains_then_tests_from_the_command_line(tmp_path):
     assert "Val (iter 6)  mIoU: " in train.stdout and "per-class results" in train.stdout
     assert (tmp_path / "iter_6.pth").is_file() and (tmp_path / "iter_3.pth").is_file()
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    assert sorted(p.name for p in (run_dir / "vis").iterdir()) == ["val_predictions_0_iter0000006.png"]
+    assert sorted(p.name for p in (run_dir / "vis").iterdir()) == ["val_confusion_matrix_iter0000006.png", "val_predictions_0_iter0000006.png"]
     metrics_file = tmp_path / "test.json"
     test = run_trainyard("test", "configs/seg/unet.py", str(tmp_path / "iter_6.pth"), "--work-dir", str(tmp_path),
                          "--out", str(metrics_file), "--cfg-options", *SMALL)
@@ -34,6 +34,6 @@ def test_plugins_command_shows_what_the_seg_plugin_registered():
     result = run_trainyard("plugins")
     assert result.returncode == 0, result.stderr
     block = result.stdout.split("trainyard_seg  [loaded]")[1].split("\n\n")[0]
-    assert "MODELS (5): DeepLabV3MobileNetV3, DeepLabV3ResNet50, FCNResNet50, LRASPPMobileNetV3, UNet" in block
+    assert "MODELS (6): DeepLabV3MobileNetV3, DeepLabV3ResNet50, FCNResNet50, LRASPPMobileNetV3, SegTTAModel, UNet" in block
     assert "DATASETS (4): CityscapesDataset, FolderSegDataset, ShapesDataset, VOCSegDataset" in block
     assert "METRICS (1): IoUMetric" in block and "HOOKS (1): SegVisualizationHook" in block

@@ -8,11 +8,14 @@ with exit status 2; an error raised by user code keeps its traceback.
 | verbs | module |
 | --- | --- |
 | ``train`` | :mod:`trainyard.cli.train` |
+| ``verify-resume`` | :mod:`trainyard.cli.verify_resume` |
 | ``test``, ``val`` | :mod:`trainyard.cli.evaluate` |
 | ``predict``, ``export`` | :mod:`trainyard.cli.inference` |
 | ``runs``, ``plot``, ``sweep`` | :mod:`trainyard.cli.experiments` |
 | ``config`` | :mod:`trainyard.cli.config` |
+| ``browse``, ``summary`` | :mod:`trainyard.cli.inspect` |
 | ``plugins``, ``new-plugin`` | :mod:`trainyard.cli.plugins` |
+| ``convert-checkpoint`` | :mod:`trainyard.cli.checkpoints` |
 """
 
 from __future__ import annotations
@@ -22,13 +25,13 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from trainyard.cli import config, evaluate, experiments, inference, plugins, train
+from trainyard.cli import checkpoints, config, evaluate, experiments, inference, inspect, plugins, train, verify_resume
 from trainyard.errors import TrainyardError
 
 __all__ = ["EXIT_USER_ERROR", "build_parser", "main", "run_tool"]
 
 EXIT_USER_ERROR = 2
-VERB_MODULES = (train, evaluate, inference, config, experiments, plugins)
+VERB_MODULES = (train, verify_resume, evaluate, inference, config, inspect, experiments, plugins, checkpoints)
 """Each adds its verbs to the parser with ``add_verbs(commands)``, in the order ``--help`` lists them."""
 
 

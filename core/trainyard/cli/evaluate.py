@@ -25,6 +25,11 @@ def add_verbs(commands: Any) -> None:
                               "dir or run directory (its best checkpoint, else its last; the config saved with it is used, as data)")
         evaluate.add_argument("checkpoint", nargs="?", default=None, metavar="CHECKPOINT", help="the checkpoint, after a config file")
         evaluate.add_argument("--out", default=None, metavar="FILE", help="also write the metrics as JSON")
+        evaluate.add_argument("--dump", default=None, metavar="DIR", help="write every prediction in the field's format: COCO results "
+                              "JSON (detection), PNG masks of label ids (segmentation), JSON lines of top-k classes (classification)")
+        evaluate.add_argument("--show-dir", default=None, metavar="DIR", help="write the prediction picture of every image")
+        evaluate.add_argument("--tta", action="store_true", help="test-time augmentation: the model inside the config's tta_model "
+                              "(default: the model's own, a horizontal flip), see docs/inference.md")
         evaluate.add_argument("--non-strict", action="store_true",
                               help="evaluate a checkpoint that lacks some of the model's keys (they keep their initial values)")
         add_run_options(evaluate, work_dir_help="where the evaluation's log and pictures go, in a <timestamp>_"
@@ -75,9 +80,27 @@ def _saved_config(args: argparse.Namespace) -> Any:
     return cfg
 
 
+def _add_result_files(cfg: Any, args: argparse.Namespace) -> None:
+    """``--dump`` and ``--show-dir`` become a :class:`~trainyard.hooks.result_files.ResultFilesHook` in ``custom_hooks``."""
+    if not (args.dump or args.show_dir):
+        return
+    from trainyard.hooks.result_files import prepare_folder
+
+    for option, folder in (("--dump", args.dump), ("--show-dir", args.show_dir)):
+        if folder:
+            prepare_folder(folder, option)  # before the model is built and any image evaluated
+    hook = {"type": "ResultFilesHook", "dump_dir": args.dump, "show_dir": args.show_dir}
+    cfg.custom_hooks = [*(cfg.get("custom_hooks") or []), hook]
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     """Load the checkpoint, run the loop once, optionally write the metrics."""
     cfg = _evaluation_config(args)
+    if args.tta:
+        from trainyard.tta import use_tta
+
+        use_tta(cfg)
+    _add_result_files(cfg, args)
     import contextlib
 
     from trainyard import dist

@@ -25,6 +25,8 @@ def add_verbs(commands: Any) -> None:
     predict.add_argument("--batch-size", type=count_at_least(1), default=None, help="images per forward pass (default: the test dataloader's)")
     predict.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu, cuda, cuda:1")
     predict.add_argument("--amp", action="store_true", help="mixed precision: float16 on CUDA, bfloat16 on the CPU")
+    predict.add_argument("--tta", action="store_true", help="test-time augmentation: the model inside the config's tta_model "
+                         "(default: the model's own, a horizontal flip), see docs/inference.md")
     predict.add_argument("--score-thr", type=float, default=0.3, help="detection: the lowest score kept and drawn")
     predict.add_argument("--topk", type=count_at_least(1), default=5, help="classification: how many classes to report")
     predict.add_argument("--num-workers", type=count_at_least(0), default=0, help="processes reading images")
@@ -72,7 +74,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     setup_logger(None, 0, "WARNING" if args.quiet else "INFO")
     predictor = Predictor.from_run(checkpoint, config=config, device=args.device, amp=args.amp,
-                                   batch_size=args.batch_size, num_workers=args.num_workers)
+                                   batch_size=args.batch_size, num_workers=args.num_workers, tta=args.tta)
     items = expand_inputs(inputs)  # every path is checked before anything is written
     written = write_predictions(predictor, items, output_folder(Path(args.out)), topk=args.topk, score_thr=args.score_thr)
     print(written.summary())

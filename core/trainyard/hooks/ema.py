@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from trainyard.hooks.hook import Hook
+from trainyard.strategies import load_model_weights
 
 
 class EMAHook(Hook):
@@ -95,7 +96,7 @@ class EMAHook(Hook):
             return
         model = runner.unwrapped_model
         self._ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        model.load_state_dict(self._training_weights)
+        load_model_weights(model, self._training_weights)  # full weights into an FSDP-sharded model too
         self._training_weights = None
 
     def state_dict(self) -> dict[str, Any]:

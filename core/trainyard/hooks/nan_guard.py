@@ -16,8 +16,9 @@ from trainyard.hooks.hook import Hook
 class NaNGuardHook(Hook):
     """Watches the loss for NaN and infinity without making the host wait for the device.
 
-    Each iteration records, on the loss's own device, the first iteration whose loss
-    was not finite. The record is read every ``interval`` iterations, before every
+    Each iteration keeps a reference to its (detached) loss, which costs no device
+    work; the losses kept are checked together, with one reduction on the loss's
+    own device, every ``interval`` iterations, before every
     checkpoint is written, and when training ends; under DDP every rank reads it at
     the same moment and a bad loss on any rank stops them all. The stop names the
     iteration and the last good checkpoint, and exits non-zero: a checkpoint with
@@ -31,17 +32,31 @@ class NaNGuardHook(Hook):
         if interval < 1:
             raise ValueError(f"NaNGuardHook interval must be >= 1, got {interval}")
         self.interval = interval
-        self._first_bad: torch.Tensor | None = None
+        self._losses: list[torch.Tensor] = []
+        self._iters: list[int] = []
+        self._first_bad = -1
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        loss = (outputs or {}).get("loss")
+        loss = outputs.get("loss") if outputs else None
         if loss is not None:
-            bad_here = ~torch.isfinite(loss.detach())
-            if self._first_bad is None:
-                self._first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
-            self._first_bad = torch.where(bad_here & (self._first_bad < 0), runner.iter, self._first_bad)
+            self._losses.append(loss.detach() if loss.requires_grad else loss)  # a custom loop's loss must not keep its graph
+            self._iters.append(runner.iter)
         if runner.iter % self.interval == 0:
             self.check(runner)
+
+    def _first_bad_iteration(self) -> int:
+        """The first iteration whose kept loss was not finite (-1: none); forgets the losses checked."""
+        if self._first_bad < 0 and self._losses:
+            try:  # the losses are detached scalars on one device: one stack
+                stacked = torch.stack(self._losses)
+            except RuntimeError:
+                stacked = torch.stack([loss.detach().reshape(()).to(self._losses[0].device) for loss in self._losses])
+            finite = torch.isfinite(stacked)
+            if not bool(finite.all()):
+                self._first_bad = self._iters[int((~finite).nonzero()[0])]
+        self._losses.clear()
+        self._iters.clear()
+        return self._first_bad
 
     def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
         self.check(runner)
@@ -51,7 +66,7 @@ class NaNGuardHook(Hook):
 
     def check(self, runner: Any) -> None:
         """Raise :class:`NonFiniteError` if any rank has seen a non-finite loss (a collective call)."""
-        local = int(self._first_bad) if self._first_bad is not None else -1
+        local = self._first_bad_iteration()
         seen = dist.all_gather_objects(local)
         bad = [(iteration, rank) for rank, iteration in enumerate(seen) if iteration >= 0]
         if not bad:

@@ -12,13 +12,19 @@ class ParamSchedulerHook(Hook):
     """Applies ``runner.param_schedulers`` at the start of every epoch and iteration.
 
     The values are computed from ``runner.epoch`` and ``runner.iter`` alone, so the
-    schedule after a resume is the one an uninterrupted run would have had.
+    schedule after a resume is the one an uninterrupted run would have had. Once every
+    schedule's window has ended the values no longer change, and iterations skip the
+    computation (epoch starts still apply them).
     """
 
     priority = "LOW"
 
     def before_train(self, runner: Any) -> None:
-        self._per_iteration = any(not s.by_epoch or s.convert_to_iter_based for s in runner.param_schedulers)
+        schedulers = runner.param_schedulers
+        self._per_iteration = any(not s.by_epoch or s.convert_to_iter_based for s in schedulers)
+        iters_per_epoch = runner.train_loop.iters_per_epoch
+        self._settled_after = max((s.end if not s.by_epoch else s.end * iters_per_epoch for s in schedulers), default=0)
+        """The iteration from which no schedule changes any more (infinite for an open-ended one)."""
 
     def _apply(self, runner: Any) -> None:
         if runner.param_schedulers:
@@ -28,5 +34,5 @@ class ParamSchedulerHook(Hook):
         self._apply(runner)
 
     def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
-        if self._per_iteration:
+        if self._per_iteration and runner.iter <= self._settled_after:
             self._apply(runner)

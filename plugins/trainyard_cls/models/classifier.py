@@ -36,6 +36,8 @@ class ImageClassifier(nn.Module):
 
     task = "classification"
     """The name of this model's :class:`trainyard.inference.Task` in ``TASKS`` (predict, export)."""
+    default_tta_model = "ClsTTAModel"
+    """What ``--tta`` wraps the model in when the config has no ``tta_model`` (see :mod:`trainyard.tta`)."""
 
     def __init__(self, backbone: Mapping[str, Any], num_classes: int, checkpoint: str | None = None,
                  label_smoothing: float = 0.0, data_preprocessor: Mapping[str, Any] | None = None) -> None:

@@ -26,9 +26,10 @@ def load_coco(ann_file: Path) -> Any:
         content = json.loads(ann_file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{ann_file} is not valid JSON: {exc}") from None
-    missing = [key for key in ("images", "annotations", "categories") if key not in content]
+    missing = [key for key in ("images", "categories") if key not in content] if isinstance(content, dict) else []
     if not isinstance(content, dict) or missing:
         raise DatasetError(f"{ann_file} is not a COCO annotation file: it lacks {missing or 'a top-level object'}")
+    content.setdefault("annotations", [])  # an image list without labels (COCO test-dev's image_info file)
     coco = COCO()
     coco.dataset = content
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress lines

@@ -52,6 +52,8 @@ class TorchvisionDetector(nn.Module):
 
     task = "detection"
     """The name of this model's :class:`trainyard.inference.Task` in ``TASKS`` (predict, export)."""
+    default_tta_model = "DetTTAModel"
+    """What ``--tta`` wraps the model in when the config has no ``tta_model`` (see :mod:`trainyard.tta`)."""
     variants: Mapping[str, str] = {}
     torchvision_class = ""
     class_head = "head.classification_head"

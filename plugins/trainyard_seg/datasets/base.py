@@ -42,6 +42,21 @@ def lookup_table(label_map: Mapping[int, int] | None, ignore_index: int = IGNORE
     return table
 
 
+def label_ids_of(label_map: Mapping[int, int] | None, num_classes: int) -> tuple[int, ...] | None:
+    """The file id of each class when ``label_map`` renames one file id to each class (None otherwise): result files use them."""
+    if not label_map:
+        return None
+    inverse: dict[int, int] = {}
+    for source, target in label_map.items():
+        if int(target) != IGNORE_INDEX:
+            if int(target) in inverse:
+                return None
+            inverse[int(target)] = int(source)
+    if sorted(inverse) != list(range(num_classes)):
+        return None
+    return tuple(inverse[label] for label in range(num_classes))
+
+
 class SegDataset(torch.utils.data.Dataset):
     """Base class: subclasses list their samples and read one as ``(image, label map, meta)``.
 
@@ -61,10 +76,15 @@ class SegDataset(torch.utils.data.Dataset):
         self.classes = tuple(classes or self.CLASSES)
         self.palette = tuple(tuple(c) for c in (palette or self.PALETTE or default_palette(len(self.classes))))
         self.table = lookup_table(label_map)
+        self.label_ids = label_ids_of(label_map, len(self.classes))
 
     @property
     def metainfo(self) -> dict[str, Any]:
-        return {"classes": self.classes, "palette": self.palette}
+        """``classes``, ``palette`` and, where the files hold other ids (Cityscapes), ``label_ids``: each class's id there."""
+        metainfo: dict[str, Any] = {"classes": self.classes, "palette": self.palette}
+        if self.label_ids is not None:
+            metainfo["label_ids"] = self.label_ids
+        return metainfo
 
     def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         raise NotImplementedError

@@ -11,6 +11,7 @@ from torch.nn import functional as F
 
 from trainyard import DatasetError, ImageDataPreprocessor
 from trainyard_seg import IGNORE_INDEX
+from trainyard_seg.models.slide import check_test_cfg, slide_logits
 
 
 def dice_loss(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
@@ -29,14 +30,22 @@ class Segmentor(nn.Module):
     ``forward(batch, mode='loss')`` returns ``loss_ce`` (and ``loss_dice``, ``loss_aux``);
     ``mode='predict'`` returns int64 label maps at each image's original size
     (``meta['ori_size']``), stacked when all sizes agree, else a list.
+
+    ``test_cfg``: ``dict(mode='whole')`` (default) runs ``predict`` and ``tensor`` on
+    the whole image; ``dict(mode='slide', crop_size=(h, w), stride=(h, w))`` on windows
+    (see :mod:`trainyard_seg.models.slide`). Training always sees the whole batch.
     """
 
     task = "segmentation"
     """The name of this model's :class:`trainyard.inference.Task` in ``TASKS`` (predict, export)."""
+    default_tta_model = "SegTTAModel"
+    """What ``--tta`` wraps the model in when the config has no ``tta_model`` (see :mod:`trainyard.tta`)."""
 
     def __init__(self, num_classes: int, data_preprocessor: Mapping[str, Any] | None = None,
-                 dice_weight: float = 0.0, aux_weight: float = 0.4, ignore_index: int = IGNORE_INDEX) -> None:
+                 dice_weight: float = 0.0, aux_weight: float = 0.4, ignore_index: int = IGNORE_INDEX,
+                 test_cfg: Mapping[str, Any] | None = None) -> None:
         super().__init__()
+        self.test_cfg = check_test_cfg(test_cfg)
         self.num_classes = num_classes
         self.data_preprocessor = ImageDataPreprocessor(**(data_preprocessor or {}))
         self.dice_weight = dice_weight
@@ -48,7 +57,10 @@ class Segmentor(nn.Module):
 
     def forward(self, batch: dict[str, Any], mode: str = "loss") -> Any:
         inputs = batch["inputs"]
-        outputs = self.logits(inputs)
+        if mode in ("predict", "tensor") and self.test_cfg["mode"] == "slide":
+            outputs = {"out": self.slide_logits(inputs)}
+        else:
+            outputs = self.logits(inputs)
         if mode == "loss":
             return self._loss_naming_labels_outside_the_classes(outputs, batch)
         if mode == "predict":
@@ -56,6 +68,11 @@ class Segmentor(nn.Module):
         if mode == "tensor":
             return outputs["out"]
         raise ValueError(f"unknown mode {mode!r}; use 'loss', 'predict' or 'tensor'")
+
+    def slide_logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``[B,K,H,W]`` logits from windows of ``test_cfg.crop_size`` (exact average where they overlap)."""
+        return slide_logits(lambda crop: self.logits(crop)["out"], inputs, self.num_classes,
+                            self.test_cfg["crop_size"], self.test_cfg["stride"])
 
     def _loss_naming_labels_outside_the_classes(self, outputs: dict[str, torch.Tensor], batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """The loss; when ``cross_entropy`` rejects a label value, one line naming the sample's file and the value.

@@ -35,14 +35,17 @@ class TorchvisionSegmentor(Segmentor):
         checkpoint: a local torchvision state dict for the whole model; keys that
             do not fit (the classifier for another class count) are reported and skipped.
         weights_path: the old name of ``checkpoint``, deprecated.
+        test_cfg: ``dict(mode='slide', crop_size=(h, w), stride=(h, w))`` for sliding-window
+            inference (default: the whole image).
     """
 
     builder = ""
 
     def __init__(self, num_classes: int, aux_loss: bool = False, checkpoint: str | None = None,
                  data_preprocessor: dict | None = None, dice_weight: float = 0.0, weights_path: str | None = None,
-                 weights: str | None = None, weights_backbone: str | None = None, **builder_args: Any) -> None:
-        super().__init__(num_classes, data_preprocessor=data_preprocessor, dice_weight=dice_weight)
+                 weights: str | None = None, weights_backbone: str | None = None, test_cfg: dict | None = None,
+                 **builder_args: Any) -> None:
+        super().__init__(num_classes, data_preprocessor=data_preprocessor, dice_weight=dice_weight, test_cfg=test_cfg)
         if weights_path is not None:
             checkpoint = renamed_argument(type(self).__name__, "weights_path", "checkpoint", weights_path)
         build = getattr(segmentation, self.builder)
@@ -52,7 +55,7 @@ class TorchvisionSegmentor(Segmentor):
             # torchvision's builders take **kwargs and drop what they do not know: a typo would pass silently
             raise ConfigError(
                 f"{type(self).__name__} got unknown arguments {unknown}; accepted: num_classes, aux_loss, weights, weights_backbone, "
-                f"checkpoint, data_preprocessor, dice_weight{''.join(', ' + a for a in accepted if a not in ('num_classes', 'aux_loss'))}"
+                f"checkpoint, data_preprocessor, dice_weight, test_cfg{''.join(', ' + a for a in accepted if a not in ('num_classes', 'aux_loss'))}"
                 + (f". {hint}" if (hint := model_keys_hint(unknown)) else "")
             )
         where = type(self).__name__

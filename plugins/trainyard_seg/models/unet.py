@@ -39,11 +39,14 @@ class UNet(Segmentor):
         norm: ``'BN'``, ``'GN'`` or ``'none'``.
         dice_weight: weight of a Dice loss term added to cross-entropy (0: off).
         data_preprocessor: ``dict(mean=..., std=...)`` for :class:`trainyard.ImageDataPreprocessor`.
+        test_cfg: ``dict(mode='slide', crop_size=(h, w), stride=(h, w))`` for sliding-window
+            inference (default: the whole image).
     """
 
     def __init__(self, num_classes: int, in_channels: int = 3, base_channels: int = 32, depth: int = 4,
-                 norm: str = "BN", dice_weight: float = 0.0, data_preprocessor: dict | None = None) -> None:
-        super().__init__(num_classes, data_preprocessor=data_preprocessor, dice_weight=dice_weight)
+                 norm: str = "BN", dice_weight: float = 0.0, data_preprocessor: dict | None = None,
+                 test_cfg: dict | None = None) -> None:
+        super().__init__(num_classes, data_preprocessor=data_preprocessor, dice_weight=dice_weight, test_cfg=test_cfg)
         widths = [base_channels * 2**i for i in range(depth + 1)]
         self.encoder = nn.ModuleList([_DoubleConv(in_channels, widths[0], norm)])
         self.encoder.extend(_DoubleConv(widths[i], widths[i + 1], norm) for i in range(depth))

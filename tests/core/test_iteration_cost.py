@@ -1,0 +1,70 @@
+"""What keeps the Runner's per-iteration cost low: work done only when it can change something, or at the interval."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import tiny_cfg
+from trainyard.hooks import Hook
+from trainyard.logging import LogBuffer
+from trainyard.runner import Runner
+
+
+def test_schedules_are_not_recomputed_once_every_window_has_ended(tmp_path, monkeypatch):
+    import trainyard.hooks.param_scheduler as hook_module
+
+    applied_at = []
+    real = hook_module.apply_schedules
+
+    def spy(schedulers, epoch, iteration, iters_per_epoch):
+        applied_at.append(iteration)
+        real(schedulers, epoch, iteration, iters_per_epoch)
+
+    monkeypatch.setattr(hook_module, "apply_schedules", spy)
+    lrs = []
+
+    class RecordLr(Hook):
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            lrs.append(runner.optimizer.param_groups[0]["lr"])
+
+    runner = Runner.from_cfg(tiny_cfg(
+        tmp_path, "train_cfg.max_epochs=3", "default_hooks.checkpoint=None",
+        "param_scheduler=[dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=4)]",
+    ))
+    runner.register_hook(RecordLr())
+    runner.train()
+    per_iteration = [i for i in applied_at if i not in (0, 6, 12)]  # epoch starts always apply
+    assert max(per_iteration) == 4 and len(lrs) == 18
+    assert lrs[:4] == pytest.approx([0.01, 0.0325, 0.055, 0.0775]) and lrs[4:] == pytest.approx([0.1] * 14)
+
+
+def test_open_ended_schedules_are_applied_every_iteration(tmp_path, monkeypatch):
+    import trainyard.hooks.param_scheduler as hook_module
+
+    applied_at = []
+    monkeypatch.setattr(hook_module, "apply_schedules", lambda s, epoch, iteration, n: applied_at.append(iteration))
+    Runner.from_cfg(tiny_cfg(
+        tmp_path, "train_cfg.max_epochs=1", "default_hooks.checkpoint=None",
+        "param_scheduler=[dict(type='ExponentialLR', gamma=0.9, by_epoch=False)]",
+    )).train()
+    assert applied_at == [0, 0, 1, 2, 3, 4, 5]
+
+
+def test_log_buffer_means_of_several_loss_terms_and_numbers():
+    buffer = LogBuffer()
+    for step in range(4):
+        buffer.update_dict({"loss": torch.tensor(float(step)), "loss_cls": torch.tensor(2.0 * step, dtype=torch.bfloat16)})
+        buffer.update("time", 0.5)
+    buffer.update("extra", torch.ones(1))
+    assert buffer.pop_means() == {"loss": 1.5, "loss_cls": 3.0, "time": 0.5, "extra": 1.0}
+    assert buffer.pop_means() == {}
+
+
+def test_nan_guard_checks_the_losses_at_the_interval_not_every_iteration(tmp_path, monkeypatch):
+    checks = []
+    real = torch.isfinite
+    monkeypatch.setattr(torch, "isfinite", lambda tensor: checks.append(tensor.numel()) or real(tensor))
+    Runner.from_cfg(tiny_cfg(tmp_path, "train_cfg.max_epochs=2", "default_hooks.checkpoint=None",
+                             "default_hooks.nan_guard.interval=4")).train()
+    assert checks == [4, 4, 4]  # 12 iterations: one check of 4 losses every 4 iterations, none in between
