@@ -19,7 +19,9 @@ This module knows nothing of the Runner: it moves the dictionaries
 
 from __future__ import annotations
 
+import importlib
 import os
+import pickle
 import shutil
 import time
 import warnings
@@ -115,10 +117,52 @@ def _shape_mismatches(path: Path, template: Mapping[str, Any], entries: Mapping[
         raise CheckpointError(f"{path} does not fit the model ({len(mismatched)} shape mismatches): {listing}")
 
 
-def _saved_metadata(path: Path) -> Any:
-    from torch.distributed.checkpoint import FileSystemReader
+_METADATA_MODULE = "torch.distributed.checkpoint.metadata"
+_METADATA_EXTRAS = {
+    ("torch.distributed.checkpoint.filesystem", "_StorageInfo"),
+    ("torch", "Size"),
+    ("torch.serialization", "_get_layout"),
+    ("pathlib", "PosixPath"),
+    ("pathlib", "WindowsPath"),
+    ("collections", "OrderedDict"),
+}
 
-    return FileSystemReader(str(path)).read_metadata()
+
+class _MetadataUnpickler(pickle.Unpickler):
+    """DCP's ``.metadata`` with only the classes it is made of: a crafted file cannot call anything else."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = getattr(importlib.import_module(module), name, None) if module.startswith("torch") or module in ("pathlib", "collections") else None
+        is_metadata_class = module == _METADATA_MODULE and isinstance(found, type) and found.__module__ == module
+        if is_metadata_class or (module, name) in _METADATA_EXTRAS or isinstance(found, torch.dtype):
+            return found
+        raise pickle.UnpicklingError(f"{module}.{name}")
+
+
+def _reader(path: Path) -> Any:
+    """DCP's file reader, reading ``.metadata`` through :class:`_MetadataUnpickler` instead of plain pickle."""
+    from torch.distributed.checkpoint import FileSystemReader
+    from torch.distributed.checkpoint.metadata import StorageMeta
+
+    class MetadataCheckingReader(FileSystemReader):
+        def read_metadata(self, *args: Any, **kwargs: Any) -> Any:
+            with open(Path(self.path) / ".metadata", "rb") as file:
+                metadata = _MetadataUnpickler(file).load()
+            if getattr(metadata, "storage_meta", None) is None:
+                metadata.storage_meta = StorageMeta()
+            metadata.storage_meta.load_id = self.load_id
+            return metadata
+
+    return MetadataCheckingReader(str(path))
+
+
+def _saved_metadata(path: Path) -> Any:
+    try:
+        return _reader(path).read_metadata()
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path}/.metadata refers to {exc}, which DCP's metadata never holds; it is not read (unpickling it could run code)"
+        ) from None
 
 
 def _saved_keys(path: Path) -> set[str]:
@@ -167,7 +211,7 @@ def load_into(template: dict[str, Any], path: Path) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", (FutureWarning, UserWarning))  # "assuming ... a single process", deprecations
         try:
-            dcp.load(wanted, checkpoint_id=str(path))
+            dcp.load(wanted, storage_reader=_reader(path))
         except _read_failures() as exc:
             raise _read_failure(path, exc) from None
     result: dict[str, Any] = {"rng": {}}
@@ -342,7 +386,7 @@ def consolidate(path: Path) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            loaded = _load_state_dict_from_keys(keys, checkpoint_id=str(path))
+            loaded = _load_state_dict_from_keys(keys, storage_reader=_reader(path))
         except _read_failures() as exc:
             raise _read_failure(path, exc) from None
     weights = loaded.get("state_dict", {})

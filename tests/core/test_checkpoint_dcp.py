@@ -114,6 +114,33 @@ def test_a_damaged_shard_is_one_checkpoint_error_naming_the_directory(dcp_run, t
         read_full_checkpoint(tmp_path / "epoch_3.dcp")
 
 
+class _RunsCode:
+    """Unpickles into a call of ``os.system``: what a crafted ``.metadata`` would hold."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (self.command,))
+
+
+def test_a_crafted_metadata_in_a_directory_with_our_marker_runs_no_code(dcp_run, tmp_path):
+    import pickle
+
+    work_dir, _ = dcp_run
+    crafted = tmp_path / "epoch_3.dcp"
+    shutil.copytree(work_dir / "epoch_3.dcp", crafted)
+    ran = tmp_path / "code_ran"
+    (crafted / ".metadata").write_bytes(pickle.dumps(_RunsCode(f"touch {ran}")))
+    with pytest.raises(CheckpointError, match=r"refers to (posix|os)\.system.*unpickling it could run code"):
+        read_full_checkpoint(crafted)
+    result = run_trainyard("convert-checkpoint", str(crafted), "--out", str(tmp_path / "out.pth"))
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    assert not ran.exists() and not (tmp_path / "out.pth").exists()
+
+
 def test_convert_checkpoint_writes_a_file_predictor_and_test_load(dcp_run, tmp_path):
     from trainyard.inference import Predictor
 
