@@ -4,7 +4,8 @@
 
 ``CASES.json`` lists ``dict(name=..., config=..., options=[...])``, trained one after the
 other with ``--cfg-options``-style options. Rank 0 saves each run's final full weights as
-``NAME.pth`` and every rank's buffers as ``NAME.buffers.pth`` (a list by rank) beside
+``NAME.pth`` and every rank's buffers as ``NAME.buffers.pth`` (``before_val``: as the last
+validation began, ``end``: after training; each a list by rank) beside
 ``OUT.json``, and writes there, per run, its strategy, last validation metrics and
 whether its parameters are DTensors.
 """
@@ -24,11 +25,20 @@ from trainyard.hooks import Hook
 from trainyard.runner import Runner
 
 
+def every_ranks_buffers(runner: Runner) -> list[dict[str, torch.Tensor]] | None:
+    """Each rank's buffers, by rank, on rank 0 (a collective)."""
+    return dist.gather_objects({name: b.detach().clone() for name, b in runner.unwrapped_model.named_buffers()})
+
+
 class KeepMetrics(Hook):
-    """The last validation metrics, as the val loop reported them."""
+    """The last validation metrics, as the val loop reported them, and every rank's buffers as validation began."""
 
     def __init__(self) -> None:
         self.metrics: dict[str, float] = {}
+        self.buffers_before_val: list[dict[str, torch.Tensor]] | None = None
+
+    def before_val_epoch(self, runner: Any) -> None:
+        self.buffers_before_val = every_ranks_buffers(runner)
 
     def after_val_epoch(self, runner: Any, metrics: dict[str, float] | None = None) -> None:
         self.metrics = {key: float(value) for key, value in (metrics or {}).items() if isinstance(value, (int, float))}
@@ -46,10 +56,10 @@ def main(cases_path: str, out_path: str) -> None:
         runner.register_hook(kept)
         runner.train()
         weights = runner.strategy.model_state_dict()
-        every_ranks_buffers = dist.gather_objects({name: b.detach().clone() for name, b in runner.unwrapped_model.named_buffers()})
+        buffers = every_ranks_buffers(runner)
         if dist.get_rank() == 0:
             torch.save(weights, out.parent / f"{case['name']}.pth")
-            torch.save(every_ranks_buffers, out.parent / f"{case['name']}.buffers.pth")
+            torch.save({"before_val": kept.buffers_before_val, "end": buffers}, out.parent / f"{case['name']}.buffers.pth")
         from torch.distributed.tensor import DTensor
 
         results[case["name"]] = {

@@ -368,14 +368,25 @@ def compare_frameworks(args: argparse.Namespace) -> None:
     sides, notes = frameworks.available_sides()
     frameworks.clock = clock
     generator = torch.Generator().manual_seed(0)
+    without = tuple(name.strip() for name in args.without_hooks.split(",") if name.strip())
+    if without:
+        from mmengine.config import Config
+
+        shipped = Config.fromfile(str(Path(__file__).resolve().parents[1] / "configs/_base_/default_runtime.py")).default_hooks
+        unknown = [name for name in without if name not in shipped]
+        if unknown:
+            raise SystemExit(f"--without-hooks: {', '.join(unknown)} not among default_hooks ({', '.join(shipped)})")
+        print(f"trainyard without default_hooks: {', '.join(without)}")
     if args.mode == "fixed":
         inputs = torch.randn(args.samples, 16, generator=generator)
         targets = torch.randint(4, (args.samples,), generator=generator)
-        job = frameworks.Job(frameworks.linear_network(), inputs, targets, batch_size=1, iters=args.iters)
+        job = frameworks.Job(frameworks.linear_network(), inputs, targets, batch_size=1, iters=args.iters,
+                             trainyard_without=without)
     else:
         inputs = torch.randn(args.samples, 3, args.image_size, args.image_size, generator=generator)
         targets = torch.randint(10, (args.samples,), generator=generator)
-        job = frameworks.Job(frameworks.small_cnn_network(), inputs, targets, batch_size=args.batch_size, epochs=args.epochs)
+        job = frameworks.Job(frameworks.small_cnn_network(), inputs, targets, batch_size=args.batch_size, epochs=args.epochs,
+                             trainyard_without=without)
     frameworks.run_plain(frameworks.Job(job.network, inputs, targets, job.batch_size, iters=3), Path("."))  # warm-up, not timed
     timings: dict[str, list[float]] = {side: [] for side in sides}
     with tempfile.TemporaryDirectory() as tmp:
@@ -398,7 +409,8 @@ def compare_frameworks(args: argparse.Namespace) -> None:
         for side in sides[1:]:
             extra = sorted(1e6 * (t - p) for t, p in zip(timings[side], plain))
             print(f"{side:<10} : {1e6 * statistics.median(timings[side]):.1f} us/iter, extra {statistics.median(extra):+.1f} us/iter "
-                  f"(rounds ranged {extra[0]:+.1f} to {extra[-1]:+.1f})")
+                  f"(rounds ranged {extra[0]:+.1f} to {extra[-1]:+.1f}); fastest round against fastest round "
+                  f"{1e6 * (min(timings[side]) - min(plain)):+.1f} us/iter")
     else:
         print(f"steady state: wall({args.epochs} epochs) - wall(1 epoch), small CNN, batch {args.batch_size}, {args.samples} images of "
               f"{args.image_size}x{args.image_size} in memory, {args.rounds} interleaved rounds, {torch.get_num_threads()} thread(s), "
@@ -472,6 +484,8 @@ def main() -> None:
                         help="benchnet: a 3-conv net; resnet18, small_cnn: trainyard_cls classifiers; "
                              "faster_rcnn_small: a trainyard_det detector (use --image-size 128); "
                              "unet: the default seg U-Net (use --image-size 64)")
+    parser.add_argument("--without-hooks", default="", help="--mode fixed/epochs: default_hooks the trainyard side leaves out, "
+                        "comma-separated (e.g. logger or timer,nan_guard): what they cost")
     parser.add_argument("--clock", default="wall", choices=("wall", "cpu"),
                         help="time by the wall clock, or by this process's CPU time (steadier on a machine other jobs share; "
                              "not for CUDA, whose work the CPU time of this process does not count)")

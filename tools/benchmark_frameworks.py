@@ -45,6 +45,8 @@ class Job:
     epochs: int | None = None
     """Epoch-based run with a timestamp per epoch (``--mode epochs``)."""
     log_interval: int = 50
+    trainyard_without: tuple[str, ...] = ()
+    """``default_hooks`` the trainyard side leaves out (``--without-hooks``): what each costs."""
 
 
 class TensorPairs(torch.utils.data.Dataset):
@@ -153,6 +155,8 @@ def run_trainyard(job: Job, work_dir: Path) -> list[float]:
         train_cfg=train_cfg, randomness=dict(seed=0), work_dir=str(work_dir),
     ))
     cfg.default_hooks.logger.interval = job.log_interval
+    for name in job.trainyard_without:
+        cfg.default_hooks[name] = None
     cfg.custom_hooks = [Stamp()]
     with contextlib.redirect_stdout(io.StringIO()):
         Runner.from_cfg(cfg).train()

@@ -10,11 +10,15 @@ import json
 import logging
 import math
 import sys
+from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from trainyard.tensorboard_events import EventFile
 
 __all__ = ["setup_logger", "add_log_file", "LogBuffer", "RunWriter"]
 
@@ -71,14 +75,14 @@ class LogBuffer:
     """
 
     def __init__(self) -> None:
-        self._values: dict[str, list[Any]] = {}
+        self._values: defaultdict[str, list[Any]] = defaultdict(list)
 
     def update(self, name: str, value: Any) -> None:
-        self._values.setdefault(name, []).append(value)
+        self._values[name].append(value)
 
     def update_dict(self, values: Mapping[str, Any]) -> None:
         for name, value in values.items():
-            self._values.setdefault(name, []).append(value)
+            self._values[name].append(value)
 
     def pop_means(self) -> dict[str, float]:
         """The mean of each value since the last call, then forget them."""
@@ -121,11 +125,12 @@ class RunWriter:
         """Objects with ``add_scalars(scalars, step, prefix)`` that receive every logged line (an experiment tracker)."""
 
     @property
-    def tensorboard(self) -> Any:
+    def tensorboard(self) -> EventFile | None:
+        """The run's TensorBoard event file (``tensorboard/events.out.tfevents.*``), opened on first use."""
         if self._tensorboard is None and self.enabled and self.use_tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
+            from trainyard.tensorboard_events import EventFile
 
-            self._tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
+            self._tensorboard = EventFile(self.run_dir / "tensorboard")
         return self._tensorboard
 
     def add_scalars(self, scalars: Mapping[str, float], step: int, prefix: str = "") -> None:
@@ -148,13 +153,15 @@ class RunWriter:
             values = [Summary.Value(tag=f"{prefix}{key}", simple_value=value) for key, value in scalars.items()
                       if isinstance(value, (int, float)) and math.isfinite(value)]
             if values:
-                writer._get_file_writer().add_summary(Summary(value=values), step)
+                writer.add_summary(Summary(value=values), step)
 
     def add_image(self, tag: str, image: torch.Tensor, step: int) -> None:
         """A ``[3, H, W]`` uint8 or float image to TensorBoard."""
         writer = self.tensorboard
         if writer is not None:
-            writer.add_image(tag, image, step)
+            from torch.utils.tensorboard.summary import image as image_summary
+
+            writer.add_summary(image_summary(tag, image, dataformats="CHW"), step)
 
     def add_picture(self, name: str, image: torch.Tensor, step: int) -> Path | None:
         """A uint8 ``[3, H, W]`` picture to TensorBoard (tag ``name``) and ``vis/<name>_iter<step>.png``.
@@ -181,7 +188,7 @@ class RunWriter:
             from tensorboard.compat.proto.summary_pb2 import Summary
 
             encoded = Summary.Image(height=image.shape[-2], width=image.shape[-1], colorspace=3, encoded_image_string=buffer.getvalue())
-            writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=name, image=encoded)]), step)
+            writer.add_summary(Summary(value=[Summary.Value(tag=name, image=encoded)]), step)
         return path
 
     def close(self) -> None:

@@ -38,22 +38,28 @@ def parse_losses(outputs: Any, model_name: str) -> tuple[torch.Tensor, dict[str,
         )
     terms = []
     logged: dict[str, torch.Tensor] = {}
+    term_detached = None
     for key, value in outputs.items():
         if isinstance(value, (list, tuple)):
             value = sum(v.mean() for v in value)
         if not isinstance(value, torch.Tensor):
             continue
-        value = value.mean() if value.dim() else value
-        logged[key] = value.detach()
+        value = value.mean() if value.ndim else value
+        logged[key] = detached = value.detach()
         if "loss" in key:
             terms.append(value)
+            term_detached = detached
     if not terms:
         raise ModelContractError(
             f"{model_name}(batch, mode='loss') returned no loss: its keys are {sorted(outputs)}, "
             "and only keys containing 'loss' are summed into the loss"
         )
-    loss = terms[0] if len(terms) == 1 else sum(terms)
-    logged["loss"] = loss.detach()
+    if len(terms) == 1:  # the usual single term: its detached copy serves as the loss's
+        loss = terms[0]
+        logged["loss"] = term_detached
+    else:
+        loss = sum(terms)
+        logged["loss"] = loss.detach()
     return loss, logged
 
 
@@ -61,8 +67,9 @@ def train_step(runner: Runner, data_batch: Any) -> dict[str, torch.Tensor]:
     """Forward in ``mode='loss'``, backward and (when accumulation allows) step."""
     batch = runner.preprocess(data_batch)
     wrapper = runner.optim_wrapper
-    with wrapper.optim_context(runner.model):
-        outputs = runner.model(batch, mode="loss")
+    model = runner.model
+    with wrapper.optim_context(model):
+        outputs = model(batch, mode="loss")
     loss, logged = parse_losses(outputs, type(runner.unwrapped_model).__name__)
     logged.update(wrapper.update_params(loss))
     return logged
@@ -337,6 +344,7 @@ class _EvalLoop:
         runner.call_hook(f"before_{split}_epoch")
         model = runner.unwrapped_model
         model.eval()
+        runner.strategy.share_buffers()  # every rank evaluates rank 0's batch-norm statistics, the checkpoint's
         self.evaluator.reset()
         progress = Progress(len(self.dataloader), split, enabled=runner.rank == 0)
         amp_dtype = runner.amp_dtype  # once per pass, not per batch

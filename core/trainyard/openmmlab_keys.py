@@ -94,11 +94,12 @@ def config_warnings(cfg: Any) -> list[str]:
 
 def ddp_arguments(model_wrapper_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     """The ``model_wrapper_cfg`` options the Runner applies: ``sync_bn`` and what DDP takes (the rest is warned about)."""
-    accepted = _ddp_parameters() | {"sync_bn"}
+    accepted = ddp_parameters() | {"sync_bn"}
     return {key: value for key, value in dict(model_wrapper_cfg or {}).items() if key in accepted}
 
 
-def _ddp_parameters() -> set[str]:
+def ddp_parameters() -> set[str]:
+    """The keyword arguments this torch's DistributedDataParallel takes (besides the module and device_ids)."""
     from torch.nn.parallel import DistributedDataParallel
 
     return set(inspect.signature(DistributedDataParallel.__init__).parameters) - {"self", "module", "device_ids"}

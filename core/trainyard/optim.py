@@ -26,6 +26,7 @@ from torch import nn
 
 from trainyard.errors import CheckpointError, ConfigError
 from trainyard.registry import OPTIMIZERS, building
+from trainyard.strategies import NO_CONTEXT
 
 if TYPE_CHECKING:
     from trainyard.strategies import Strategy
@@ -121,7 +122,8 @@ class OptimWrapper:
         False on accumulation micro-steps and on steps GradScaler skipped for non-finite gradients (except
         with a ``fused=True`` optimizer, which skips inside its own kernel, unseen by the host)."""
         self._steps_taken = 0
-        optimizer.register_step_post_hook(self._count_step)
+        self._counting_steps = False
+        """Only GradScaler skips a step, so only with one are steps counted (a post hook, registered on first use)."""
 
     def _count_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         """Runs only when ``optimizer.step()`` really ran: GradScaler skips the call, so no device sync is needed to know."""
@@ -157,21 +159,21 @@ class OptimWrapper:
         window_start = self._calls - self._calls % self.accumulative_counts
         return min(self.accumulative_counts, self._max_calls - window_start)
 
-    @contextlib.contextmanager
-    def optim_context(self, model: nn.Module) -> Iterator[None]:
-        """Autocast, and no gradient all-reduce (DDP) or reduce-scatter (FSDP) on micro-steps that do not step."""
-        sync: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    def optim_context(self, model: nn.Module) -> contextlib.AbstractContextManager[None]:
+        """Autocast, and no gradient all-reduce (DDP) or reduce-scatter (FSDP) on micro-steps that do not step.
+
+        In the usual case (no AMP, a step that synchronises) this is one shared
+        do-nothing context: entered every iteration, it costs no allocation.
+        """
+        sync = NO_CONTEXT
         if self.strategy is not None:
             sync = self.strategy.gradient_sync(self._steps_this_call())
         elif not self._steps_this_call() and hasattr(model, "no_sync"):
             sync = model.no_sync()
-        autocast = (
-            torch.autocast(self.device.type, dtype=self.amp_dtype)
-            if self.amp_dtype is not None
-            else contextlib.nullcontext()
-        )
-        with sync, autocast:
-            yield
+        if self.amp_dtype is None:
+            return sync
+        autocast = torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return autocast if sync is NO_CONTEXT else _both(sync, autocast)
 
     def update_params(self, loss: torch.Tensor, model: nn.Module | None = None) -> dict[str, torch.Tensor]:
         """Backward, and step every ``accumulative_counts`` calls; returns ``grad_norm`` when clipping."""
@@ -192,12 +194,15 @@ class OptimWrapper:
                 clip = self.strategy.clip_grad_norm_ if self.strategy is not None else torch.nn.utils.clip_grad_norm_
                 logged["grad_norm"] = clip(params, **self.clip_grad)
             if self.scaler is not None:
+                if not self._counting_steps:
+                    self.optimizer.register_step_post_hook(self._count_step)
+                    self._counting_steps = True
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
             else:
                 self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
-        self.stepped = self._steps_taken != steps_before
+        self.stepped = self._steps_taken != steps_before if self.scaler is not None else steps
         return logged
 
     def _parameters(self) -> list[nn.Parameter]:
@@ -229,6 +234,12 @@ class OptimWrapper:
                 param.grad = None if grad is None else grad.to(param.device, param.dtype)
         if self.scaler is not None and "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
+
+
+@contextlib.contextmanager
+def _both(outer: contextlib.AbstractContextManager[None], inner: contextlib.AbstractContextManager[None]) -> Iterator[None]:
+    with outer, inner:
+        yield
 
 
 def amp_dtype_of(cfg: Mapping[str, Any] | None, device: torch.device) -> torch.dtype | None:

@@ -29,7 +29,10 @@ import torch.distributed as torch_dist
 from torch import nn
 
 from trainyard.errors import ConfigError
-from trainyard.openmmlab_keys import ddp_arguments
+from trainyard.openmmlab_keys import ddp_arguments, ddp_parameters
+
+NO_CONTEXT: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+"""The one do-nothing context (reusable): what :meth:`Strategy.gradient_sync` returns when gradients are synchronised."""
 
 __all__ = [
     "Strategy",
@@ -103,8 +106,20 @@ class Strategy:
         """Raise before training if a periodic checkpoint would fall inside an accumulation window (only FSDP cannot save there)."""
 
     def gradient_sync(self, enabled: bool) -> contextlib.AbstractContextManager[None]:
-        """Around a forward (and, for FSDP, until the next call: through its backward) on an accumulation micro-step."""
-        return contextlib.nullcontext()
+        """Around a forward (and, for FSDP, until the next call: through its backward) on an accumulation micro-step.
+
+        :data:`NO_CONTEXT` itself where nothing is to be done, so a caller can tell by identity and skip it.
+        """
+        return NO_CONTEXT
+
+    def share_buffers(self) -> None:
+        """Before an evaluation: every rank takes rank 0's buffers (a collective where there are several processes).
+
+        While training, each rank's batch norms update their running statistics from
+        that rank's batches alone, and only rank 0's reach a checkpoint. Copying them to
+        every rank before validation or test makes every rank evaluate the model a
+        checkpoint holds, and a resumed run's scores equal an uninterrupted one's.
+        """
 
     def clip_grad_norm_(self, parameters: Iterable[torch.Tensor], **options: Any) -> torch.Tensor:
         """Clip gradients by their total norm over all ranks; returns that norm as a plain tensor."""
@@ -139,7 +154,7 @@ class DDPStrategy(Strategy):
 
     def __init__(self, options: Mapping[str, Any], device: torch.device) -> None:
         super().__init__()
-        self.options = ddp_arguments(options)
+        self.options = _without_forward_buffer_sync(ddp_arguments(options))
         self.device = device
 
     def wrap(self, model: nn.Module) -> nn.Module:
@@ -155,7 +170,10 @@ class DDPStrategy(Strategy):
         return self.wrapped
 
     def gradient_sync(self, enabled: bool) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext() if enabled else self.wrapped.no_sync()
+        return NO_CONTEXT if enabled else self.wrapped.no_sync()
+
+    def share_buffers(self) -> None:
+        _broadcast_from_rank_zero(list(self.model.buffers()))
 
 
 class FSDPStrategy(Strategy):
@@ -168,11 +186,9 @@ class FSDPStrategy(Strategy):
     (their own unit), as FSDP1 did: their running statistics are float32.
 
     Buffers (batch-norm running statistics) are not sharded, and each rank updates its
-    own from its own batches. They follow DDP's ``broadcast_buffers=True`` rule
-    exactly: rank 0's buffers are broadcast to every rank before a forward with
-    gradients, unless the one before was an accumulation micro-step. So rank 0's
-    buffers, which a checkpoint holds, and every rank's validation are those of a DDP
-    run on the same data.
+    own from its own batches, as under DDP: rank 0's, which a checkpoint holds, are
+    copied to every rank before each evaluation (:meth:`Strategy.share_buffers`), so
+    every rank's buffers and validation are those of a DDP run on the same data.
     """
 
     name = "fsdp"
@@ -182,7 +198,6 @@ class FSDPStrategy(Strategy):
     def __init__(self, options: Mapping[str, Any], device: torch.device, backend: str | None, world_size: int) -> None:
         super().__init__()
         self._syncing_gradients = True
-        self._broadcast_buffers_next = True
         self._names_before_sharding: dict[int, str] = {}
         options = dict(options)
         unknown = sorted(set(options) - set(self.ACCEPTED_KEYS))
@@ -268,7 +283,6 @@ class FSDPStrategy(Strategy):
         for block in reversed(blocks):  # innermost first: a block nested in another is its own unit
             fully_shard(block, **options)
         fully_shard(model, **options)
-        model.register_forward_pre_hook(self._share_rank_zero_buffers)
         return model
 
     @staticmethod
@@ -283,13 +297,8 @@ class FSDPStrategy(Strategy):
             raise ConfigError(f"model_wrapper_cfg.{key} names {missing}, which {type(model).__name__} has no submodule of{hint}")
         return found
 
-    def _share_rank_zero_buffers(self, module: nn.Module, args: Any) -> None:
-        """DDP's rule: before a forward with gradients that follows one that synchronised gradients (or none)."""
-        if not torch.is_grad_enabled():
-            return
-        if self._broadcast_buffers_next:
-            _broadcast_from_rank_zero(list(module.buffers()))
-        self._broadcast_buffers_next = self._syncing_gradients
+    def share_buffers(self) -> None:
+        _broadcast_from_rank_zero([b for b in self.model.buffers() if not _is_dtensor(b)])
 
     # training ------------------------------------------------------------------
 
@@ -387,8 +396,31 @@ def load_model_weights(model: nn.Module, state: Mapping[str, Any], strict: bool 
 
 
 @torch.no_grad()
+def _without_forward_buffer_sync(options: dict[str, Any]) -> dict[str, Any]:
+    """DDP options that leave out the broadcast of rank 0's buffers before every forward, unless the config asks for it.
+
+    That broadcast is a blocking collective before each forward; on the 2-process
+    seg job it cost 10-20% of the speed (``tools/benchmark.py --mode scaling``).
+    MMEngine and Detectron2 leave it out too; :meth:`Strategy.share_buffers` copies
+    rank 0's buffers before each evaluation instead. torch 2.14 renamed the option
+    ``forward_sync_buffers`` (``broadcast_buffers`` still works, with a warning, and
+    its ``False`` also skips the copy at start-up), so the config's
+    ``broadcast_buffers`` is passed under the new name where DDP has it.
+    """
+    options = dict(options)
+    if "forward_sync_buffers" in ddp_parameters():
+        if "broadcast_buffers" in options:
+            options.setdefault("forward_sync_buffers", options.pop("broadcast_buffers"))
+        options.setdefault("forward_sync_buffers", False)
+    else:
+        options.setdefault("broadcast_buffers", False)
+    return options
+
+
 def _broadcast_from_rank_zero(tensors: list[torch.Tensor]) -> None:
     """Rank 0's values into ``tensors`` on every rank: one broadcast per dtype, in the same order everywhere."""
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return
     for dtype in dict.fromkeys(t.dtype for t in tensors):
         group = [t for t in tensors if t.dtype == dtype]
         flat = torch._utils._flatten_dense_tensors(group)

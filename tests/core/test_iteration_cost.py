@@ -68,3 +68,37 @@ def test_nan_guard_checks_the_losses_at_the_interval_not_every_iteration(tmp_pat
     Runner.from_cfg(tiny_cfg(tmp_path, "train_cfg.max_epochs=2", "default_hooks.checkpoint=None",
                              "default_hooks.nan_guard.interval=4")).train()
     assert checks == [4, 4, 4]  # 12 iterations: one check of 4 losses every 4 iterations, none in between
+
+
+def test_hooks_with_nothing_to_do_per_iteration_are_not_called_there(tmp_path, monkeypatch):
+    """A progress bar without a terminal and an epoch-wise synchronous checkpoint hook leave the per-iteration points."""
+    from trainyard.hooks.checkpoint import CheckpointHook
+    from trainyard.hooks.progress_bar import ProgressBarHook
+
+    calls = []
+    for cls in (CheckpointHook, ProgressBarHook):
+        real = cls.after_train_iter
+        monkeypatch.setattr(cls, "after_train_iter", lambda self, *a, _real=real, **k: calls.append(type(self).__name__) or _real(self, *a, **k))
+    runner = Runner.from_cfg(tiny_cfg(tmp_path, "train_cfg.max_epochs=1"))  # stdout is not a terminal under pytest
+    runner.train()
+    assert calls == []
+    assert (runner.work_dir / "epoch_1.pth").is_file()  # it still saves at the end of the epoch
+
+    iteration_wise = Runner.from_cfg(tiny_cfg(tmp_path / "iters", "train_cfg.max_epochs=1",
+                                              "default_hooks.checkpoint=dict(type='CheckpointHook', interval=3, by_epoch=False)"))
+    iteration_wise.train()
+    assert calls.count("CheckpointHook") == 6 and "ProgressBarHook" not in calls
+    assert sorted(p.name for p in iteration_wise.work_dir.glob("iter_*.pth")) == ["iter_3.pth", "iter_6.pth"]
+
+
+def test_a_progress_bar_on_a_terminal_is_called_every_iteration(tmp_path, monkeypatch):
+    import sys
+
+    from trainyard.hooks.progress_bar import ProgressBarHook
+
+    drawn = []
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    real = ProgressBarHook.after_train_iter
+    monkeypatch.setattr(ProgressBarHook, "after_train_iter", lambda self, *a, **k: drawn.append(self._bar is not None) or real(self, *a, **k))
+    Runner.from_cfg(tiny_cfg(tmp_path, "train_cfg.max_epochs=1", "default_hooks.checkpoint=None")).train()
+    assert drawn == [True] * 6

@@ -50,6 +50,25 @@ def test_tensorboard_events_read_back(finished_run):
     assert [e.step for e in events.Scalars("val/accuracy")] == [6, 12]
 
 
+def test_scalars_pictures_and_images_read_back_from_one_event_file(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from trainyard.logging import RunWriter
+
+    writer = RunWriter(tmp_path, rank=0)
+    writer.add_scalars({"loss": 0.5, "nan": float("nan")}, step=3, prefix="train/")
+    writer.add_picture("val/predictions", torch.zeros(3, 8, 12, dtype=torch.uint8), step=3)
+    writer.add_image("val/heatmap", torch.rand(3, 5, 7), step=4)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()  # before close: every event is on disk when its call returns
+    assert events.Tags()["scalars"] == ["train/loss"]
+    assert sorted(events.Tags()["images"]) == ["val/heatmap", "val/predictions"]
+    assert (events.Images("val/predictions")[0].width, events.Images("val/heatmap")[0].height) == (12, 5)
+    assert [(e.step, e.value) for e in events.Scalars("train/loss")] == [(3, 0.5)]
+    writer.close()
+    assert len(list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))) == 1
+
+
 def test_log_buffer_means_tensors_and_numbers_since_last_read():
     buffer = LogBuffer()
     for value in (1.0, 2.0, 3.0):

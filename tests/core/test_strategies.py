@@ -90,6 +90,19 @@ def test_ddp_skips_the_all_reduce_on_micro_steps_and_refuses_sync_bn_on_the_cpu(
         build_strategy(dict(sync_bn=True), 2, CPU).wrap(small_model())
 
 
+def test_ddp_broadcasts_buffers_before_a_forward_only_when_the_config_asks(one_process_group):
+    """Rank 0's buffers are copied before each evaluation instead (share_buffers); the config's broadcast_buffers still
+    works, under torch 2.14's new name where DDP has it, so torch's deprecation warning never shows."""
+    import warnings
+
+    for options, expected in ((dict(), False), (dict(broadcast_buffers=True), True), (dict(broadcast_buffers=False), False)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)
+            wrapped = build_strategy(options, 2, CPU).wrap(small_model())
+        new_name = "forward_sync_buffers" in strategies.ddp_parameters()
+        assert (wrapped.forward_sync_buffers if new_name else wrapped.broadcast_buffers) is expected, options
+
+
 def test_fsdp_shards_the_named_blocks_then_the_root(one_process_group):
     from torch.distributed.fsdp import FSDPModule
 
@@ -282,15 +295,20 @@ def test_fsdp_with_sgd_trains_to_the_weights_ddp_trains_within_1e_5(strategy_run
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])  # with and without accumulation micro-steps
-def test_batch_norm_statistics_follow_ddps_rule_on_every_rank(strategy_runs, optimizer):
-    """Each rank updates its own running statistics; rank 0's are broadcast as DDP broadcasts them."""
+def test_batch_norm_statistics_are_each_ranks_own_and_rank_zeros_for_evaluation(strategy_runs, optimizer):
+    """Each rank updates its own running statistics (as DDP with broadcast_buffers=False, and FSDP, do); every
+    evaluation starts from rank 0's on every rank, the ones a checkpoint holds."""
     folder, _ = strategy_runs
     ddp, fsdp = (torch.load(folder / f"unet_{kind}_{optimizer}.buffers.pth") for kind in ("ddp", "fsdp"))
     mean = "encoder.0.1.running_mean"
-    assert not torch.equal(ddp[0][mean], ddp[1][mean])  # the ranks do differ
+    assert not torch.equal(ddp["before_val"][0][mean], ddp["before_val"][1][mean])  # the ranks do differ while training
+    for run in (ddp, fsdp):
+        for rank in (0, 1):
+            for name, value in run["before_val"][0].items():  # validation ran on rank 0's; nothing trained after it
+                assert torch.equal(run["end"][rank][name], value), (rank, name)
     for rank in (0, 1):
-        for name, value in ddp[rank].items():
-            torch.testing.assert_close(fsdp[rank][name], value, rtol=0, atol=1e-6, msg=f"rank {rank}: {name}")
+        for name, value in ddp["before_val"][rank].items():
+            torch.testing.assert_close(fsdp["before_val"][rank][name], value, rtol=0, atol=1e-6, msg=f"rank {rank}: {name}")
 
 
 def test_fsdp_with_the_configs_adamw_validates_within_0_01_of_ddp(strategy_runs):

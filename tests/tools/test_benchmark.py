@@ -11,7 +11,7 @@ from conftest import REPO, run_command
 
 TINY = {
     "fixed": ["--iters", "30", "--warmup", "5", "--samples", "30", "--rounds", "1", "--clock", "cpu"],
-    "epochs": ["--samples", "64", "--batch-size", "32", "--image-size", "8", "--epochs", "2", "--rounds", "1"],
+    "epochs": ["--samples", "64", "--batch-size", "32", "--image-size", "8", "--epochs", "2", "--rounds", "1", "--without-hooks", "progress_bar,nan_guard"],
     "val": ["--model", "unet", "--image-size", "32", "--samples", "8", "--batch-size", "4", "--rounds", "2"],
     "predict": ["--model", "unet", "--image-size", "32", "--samples", "8", "--batch-size", "4", "--rounds", "2"],
 }
@@ -25,8 +25,15 @@ def test_mode_compares_trainyard_with_the_plain_loop(mode):
         assert "plain loop :" in result.stdout and "trainyard  :" in result.stdout and "us/iter, extra" in result.stdout
     elif mode == "epochs":
         assert "wall(2 epochs) - wall(1 epoch)" in result.stdout and "trainyard  :" in result.stdout and "ratio to plain" in result.stdout
+        assert "trainyard without default_hooks: progress_bar, nan_guard" in result.stdout
     else:
         assert "throughput ratio (trainyard / plain, images/s)" in result.stdout
+
+
+def test_a_hook_name_the_default_runtime_lacks_is_refused_before_any_round():
+    result = run_command([sys.executable, "tools/benchmark.py", "--mode", "fixed", "--without-hooks", "logger,timerr"])
+    assert result.returncode == 1 and "round" not in result.stderr
+    assert "--without-hooks: timerr not among default_hooks (timer, logger," in result.stderr
 
 
 def test_data_mode_writes_jpeg_files_and_compares_both_pipelines_with_torchvision(tmp_path):

@@ -115,6 +115,12 @@ class CheckpointHook(Hook):
         for _, name in sorted(found)[: max(len(found) - (self.max_keep_ckpts - 1), 0)]:
             remove_checkpoint(runner.work_dir / name)
 
+    def overrides(self, point: str) -> bool:
+        """Saving by epoch, synchronously: nothing to do after an iteration, so not called there."""
+        if point == "after_train_iter":
+            return self.async_save or (not self.by_epoch and self.interval > 0)
+        return super().overrides(point)
+
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         if self.async_save:
             runner.checkpointer.poll()

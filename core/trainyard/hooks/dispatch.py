@@ -41,6 +41,10 @@ class HookDispatcher:
             position -= 1
         self._hooks.insert(position, hook)
         self._registered.append(hook)
+        self._plan()
+
+    def _plan(self) -> None:
+        """Which methods each point calls: those of the hooks that (still) override it."""
         self._calls = {
             point: [getattr(h, point) for h in self._hooks if h.overrides(point)] for point in HOOK_POINTS
         }
@@ -54,6 +58,8 @@ class HookDispatcher:
                     method(runner, **kwargs)
             finally:
                 self.seconds += time.perf_counter() - start
+        if point == "before_train":
+            self._plan()  # hooks have seen the run now: one with nothing to do per iteration (no bar to draw) drops out
 
     def state_key(self, hook: Hook) -> str:
         """Where ``hook``'s state sits in a checkpoint: its class name, ``Name#2`` for a second one, ...

@@ -160,5 +160,10 @@ class Hook:
         """Restore what :meth:`state_dict` returned."""
 
     def overrides(self, point: str) -> bool:
-        """Whether this hook's class implements ``point`` (only those are called)."""
+        """Whether this hook's class implements ``point`` (only those are called).
+
+        A hook may narrow this for its instance, to leave the per-iteration points when
+        it has nothing to do there (a progress bar with no terminal). The runner asks
+        when the hook is registered and again once every ``before_train`` has run.
+        """
         return getattr(type(self), point) is not getattr(Hook, point)

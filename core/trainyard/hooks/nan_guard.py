@@ -37,11 +37,12 @@ class NaNGuardHook(Hook):
         self._first_bad = -1
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        iteration = runner.iter
         loss = outputs.get("loss") if outputs else None
         if loss is not None:
             self._losses.append(loss.detach() if loss.requires_grad else loss)  # a custom loop's loss must not keep its graph
-            self._iters.append(runner.iter)
-        if runner.iter % self.interval == 0:
+            self._iters.append(iteration)
+        if iteration % self.interval == 0:
             self.check(runner)
 
     def _first_bad_iteration(self) -> int:

@@ -50,6 +50,12 @@ class ProgressBarHook(Hook):
                          desc="train", leave=True, mininterval=0)  # this hook decides when to redraw
         self._next_redraw = time.monotonic() + self.refresh_seconds
 
+    def overrides(self, point: str) -> bool:
+        """No bar (a file, a pipe, another rank): not called per iteration at all."""
+        if point == "after_train_iter":
+            return self._bar is not None
+        return super().overrides(point)
+
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         if self._bar is None:
             return
