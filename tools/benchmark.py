@@ -508,6 +508,8 @@ def main() -> None:
     device = torch.device(args.device)
     global clock
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.without_hooks and args.mode not in ("fixed", "epochs"):
+        raise SystemExit("--without-hooks applies to --mode fixed and --mode epochs only")
     if args.mode in ("fixed", "epochs"):
         return compare_frameworks(args)
     if args.mode == "data":

@@ -344,7 +344,6 @@ class _EvalLoop:
         runner.call_hook(f"before_{split}_epoch")
         model = runner.unwrapped_model
         model.eval()
-        runner.strategy.share_buffers()  # every rank evaluates rank 0's batch-norm statistics, the checkpoint's
         self.evaluator.reset()
         progress = Progress(len(self.dataloader), split, enabled=runner.rank == 0)
         amp_dtype = runner.amp_dtype  # once per pass, not per batch
@@ -352,6 +351,7 @@ class _EvalLoop:
         # inference_mode for a standalone evaluation; no_grad inside training, where a module could keep a tensor
         # made here (a cache) and training would then fail to save it for backward
         with torch.inference_mode() if runner.train_loop is None else torch.no_grad():
+            runner.strategy.share_buffers()  # every rank evaluates rank 0's batch-norm statistics, the checkpoint's
             for batch_idx, data_batch in enumerate(self.dataloader):
                 runner.call_hook(f"before_{split}_iter", batch_idx=batch_idx, data_batch=data_batch)
                 batch = runner.preprocess(data_batch)

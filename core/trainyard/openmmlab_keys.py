@@ -73,7 +73,7 @@ OPENMMLAB_KEYS: tuple[KeyTreatment, ...] = (
 ENV_CFG_KEYS = frozenset({"cudnn_benchmark", "device", "dist_cfg", "mp_cfg", "num_threads", "timeout"})
 """The ``env_cfg`` keys trainyard reads; ``dist_cfg`` is read for its ``backend`` only."""
 
-DDP_TYPES = frozenset({"MMDistributedDataParallel", "DistributedDataParallel"})
+DDP_TYPES = frozenset({"DDP", "MMDistributedDataParallel", "DistributedDataParallel"})
 """``model_wrapper_cfg.type`` values that mean torch's ``DistributedDataParallel``."""
 
 

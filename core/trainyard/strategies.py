@@ -91,9 +91,13 @@ class Strategy:
     name = "single"
     shards_parameters = False
 
-    def __init__(self) -> None:
+    def __init__(self, broadcast_buffers: bool | None = None) -> None:
         self.model: nn.Module | None = None
         self.wrapped: nn.Module | None = None
+        self.buffers = _BUFFER_POLICIES[broadcast_buffers]
+        """How rank 0's buffers reach the other ranks (``model_wrapper_cfg.broadcast_buffers``): ``'evaluation'``
+        (unset: at the start and before each evaluation), ``'every_forward'`` (True: also before each forward
+        with gradients, DDP's own default) or ``'rank_local'`` (False: never; each rank keeps its own)."""
 
     def wrap(self, model: nn.Module) -> nn.Module:
         self.model = self.wrapped = model
@@ -119,7 +123,10 @@ class Strategy:
         that rank's batches alone, and only rank 0's reach a checkpoint. Copying them to
         every rank before validation or test makes every rank evaluate the model a
         checkpoint holds, and a resumed run's scores equal an uninterrupted one's.
+        Nothing is copied where the config keeps buffers per rank (``broadcast_buffers=False``).
         """
+        if self.buffers != "rank_local" and self.model is not None:
+            _broadcast_from_rank_zero([b for b in self.model.buffers() if not _is_dtensor(b)])
 
     def clip_grad_norm_(self, parameters: Iterable[torch.Tensor], **options: Any) -> torch.Tensor:
         """Clip gradients by their total norm over all ranks; returns that norm as a plain tensor."""
@@ -153,8 +160,12 @@ class DDPStrategy(Strategy):
     name = "ddp"
 
     def __init__(self, options: Mapping[str, Any], device: torch.device) -> None:
-        super().__init__()
-        self.options = _without_forward_buffer_sync(ddp_arguments(options))
+        options = ddp_arguments(options)
+        choice = options.get("broadcast_buffers")
+        if choice is None and options.get("forward_sync_buffers") is True:  # torch 2.14's name for the same
+            choice = True
+        super().__init__(_broadcast_buffers_option(choice))
+        self.options = _ddp_buffer_options(options)
         self.device = device
 
     def wrap(self, model: nn.Module) -> nn.Module:
@@ -167,13 +178,12 @@ class DDPStrategy(Strategy):
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         self.model = model
         self.wrapped = nn.parallel.DistributedDataParallel(model, device_ids=device_ids, **options)
+        if self.buffers == "evaluation":
+            _broadcast_from_rank_zero(list(model.buffers()))  # DDP before torch 2.14 skips this when it skips the forward copy
         return self.wrapped
 
     def gradient_sync(self, enabled: bool) -> contextlib.AbstractContextManager[None]:
         return NO_CONTEXT if enabled else self.wrapped.no_sync()
-
-    def share_buffers(self) -> None:
-        _broadcast_from_rank_zero(list(self.model.buffers()))
 
 
 class FSDPStrategy(Strategy):
@@ -187,17 +197,21 @@ class FSDPStrategy(Strategy):
 
     Buffers (batch-norm running statistics) are not sharded, and each rank updates its
     own from its own batches, as under DDP: rank 0's, which a checkpoint holds, are
-    copied to every rank before each evaluation (:meth:`Strategy.share_buffers`), so
-    every rank's buffers and validation are those of a DDP run on the same data.
+    copied to every rank at the start and before each evaluation
+    (:meth:`Strategy.share_buffers`), and with ``broadcast_buffers=True`` before each
+    forward as DDP does, so every rank's buffers and validation are those of a DDP run
+    on the same data and the same option.
     """
 
     name = "fsdp"
     shards_parameters = True
-    ACCEPTED_KEYS = ("type", "shard", "reshard_after_forward", "mixed_precision", "activation_checkpointing", "cpu_offload")
+    ACCEPTED_KEYS = ("type", "shard", "reshard_after_forward", "mixed_precision", "activation_checkpointing", "cpu_offload",
+                     "broadcast_buffers")
 
     def __init__(self, options: Mapping[str, Any], device: torch.device, backend: str | None, world_size: int) -> None:
-        super().__init__()
+        super().__init__(_broadcast_buffers_option(dict(options).get("broadcast_buffers")))
         self._syncing_gradients = True
+        self._broadcast_buffers_next = True
         self._names_before_sharding: dict[int, str] = {}
         options = dict(options)
         unknown = sorted(set(options) - set(self.ACCEPTED_KEYS))
@@ -283,6 +297,10 @@ class FSDPStrategy(Strategy):
         for block in reversed(blocks):  # innermost first: a block nested in another is its own unit
             fully_shard(block, **options)
         fully_shard(model, **options)
+        if self.buffers != "rank_local":
+            self.share_buffers()  # as DDP does at the start: every rank begins from rank 0's buffers
+        if self.buffers == "every_forward":
+            model.register_forward_pre_hook(self._share_rank_zero_buffers)
         return model
 
     @staticmethod
@@ -297,8 +315,14 @@ class FSDPStrategy(Strategy):
             raise ConfigError(f"model_wrapper_cfg.{key} names {missing}, which {type(model).__name__} has no submodule of{hint}")
         return found
 
-    def share_buffers(self) -> None:
-        _broadcast_from_rank_zero([b for b in self.model.buffers() if not _is_dtensor(b)])
+    def _share_rank_zero_buffers(self, module: nn.Module, args: Any) -> None:
+        """``broadcast_buffers=True``, DDP's rule: before a forward with gradients that follows one that synchronised
+        gradients (or none), not after an accumulation micro-step."""
+        if not torch.is_grad_enabled():
+            return
+        if self._broadcast_buffers_next:
+            self.share_buffers()
+        self._broadcast_buffers_next = self._syncing_gradients
 
     # training ------------------------------------------------------------------
 
@@ -395,35 +419,49 @@ def load_model_weights(model: nn.Module, state: Mapping[str, Any], strict: bool 
     return list(result.missing_keys), list(result.unexpected_keys)
 
 
-@torch.no_grad()
-def _without_forward_buffer_sync(options: dict[str, Any]) -> dict[str, Any]:
-    """DDP options that leave out the broadcast of rank 0's buffers before every forward, unless the config asks for it.
+_BUFFER_POLICIES = {None: "evaluation", True: "every_forward", False: "rank_local"}
 
-    That broadcast is a blocking collective before each forward; on the 2-process
-    seg job it cost 10-20% of the speed (``tools/benchmark.py --mode scaling``).
-    MMEngine and Detectron2 leave it out too; :meth:`Strategy.share_buffers` copies
-    rank 0's buffers before each evaluation instead. torch 2.14 renamed the option
-    ``forward_sync_buffers`` (``broadcast_buffers`` still works, with a warning, and
-    its ``False`` also skips the copy at start-up), so the config's
-    ``broadcast_buffers`` is passed under the new name where DDP has it.
+
+def _broadcast_buffers_option(value: Any) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise ConfigError(f"model_wrapper_cfg.broadcast_buffers must be True, False or unset, got {value!r}")
+    return value
+
+
+def _ddp_buffer_options(options: dict[str, Any]) -> dict[str, Any]:
+    """DDP's options without the broadcast of rank 0's buffers before every forward, unless the config sets it.
+
+    That broadcast, DDP's default, is a blocking collective before each forward; on the
+    2-process seg job it cost 10-20% of the speed (``tools/benchmark.py --mode
+    scaling``). MMEngine and Detectron2 leave it out too; the strategy copies rank 0's
+    buffers at the start and before each evaluation instead. torch 2.14 renamed the
+    option ``forward_sync_buffers``, whose ``False`` still copies at the start (the old
+    name's ``False`` does not, and now warns): the config's ``True`` is passed under the
+    new name, which means the same; its ``False`` (buffers kept per rank) as given.
     """
     options = dict(options)
-    if "forward_sync_buffers" in ddp_parameters():
-        if "broadcast_buffers" in options:
-            options.setdefault("forward_sync_buffers", options.pop("broadcast_buffers"))
-        options.setdefault("forward_sync_buffers", False)
-    else:
-        options.setdefault("broadcast_buffers", False)
+    new_name = "forward_sync_buffers" in ddp_parameters()
+    if options.get("broadcast_buffers") is True and new_name:
+        options["forward_sync_buffers"] = options.pop("broadcast_buffers")
+    elif "broadcast_buffers" not in options and "forward_sync_buffers" not in options:
+        options["forward_sync_buffers" if new_name else "broadcast_buffers"] = False
     return options
 
 
+@torch.no_grad()
 def _broadcast_from_rank_zero(tensors: list[torch.Tensor]) -> None:
-    """Rank 0's values into ``tensors`` on every rank: one broadcast per dtype, in the same order everywhere."""
-    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+    """Rank 0's values into ``tensors`` on every rank: one broadcast per device and dtype, in the same order everywhere.
+
+    NCCL moves only CUDA tensors: a CPU buffer travels through the current CUDA device.
+    """
+    if not tensors or not (torch_dist.is_available() and torch_dist.is_initialized()):
         return
-    for dtype in dict.fromkeys(t.dtype for t in tensors):
-        group = [t for t in tensors if t.dtype == dtype]
+    through_cuda = torch_dist.get_backend() == "nccl"
+    for device, dtype in dict.fromkeys((t.device, t.dtype) for t in tensors):
+        group = [t for t in tensors if t.device == device and t.dtype == dtype]
         flat = torch._utils._flatten_dense_tensors(group)
+        if through_cuda and flat.device.type != "cuda":
+            flat = flat.to(torch.device("cuda", torch.cuda.current_device()))
         torch_dist.broadcast(flat, src=0)
         for tensor, synced in zip(group, torch._utils._unflatten_dense_tensors(flat, group)):
             tensor.copy_(synced)

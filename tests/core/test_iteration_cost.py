@@ -91,6 +91,20 @@ def test_hooks_with_nothing_to_do_per_iteration_are_not_called_there(tmp_path, m
     assert sorted(p.name for p in iteration_wise.work_dir.glob("iter_*.pth")) == ["iter_3.pth", "iter_6.pth"]
 
 
+def test_a_subclass_that_implements_the_point_itself_is_still_called(tmp_path):
+    from trainyard.hooks.checkpoint import CheckpointHook
+
+    class SaveAtIterationThree(CheckpointHook):
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            if runner.iter == 3:
+                self._save(runner, "iter_3.pth")
+
+    runner = Runner.from_cfg(tiny_cfg(tmp_path, "train_cfg.max_epochs=1", "default_hooks.checkpoint=None"))
+    runner.register_hook(SaveAtIterationThree(interval=1, by_epoch=True))
+    runner.train()
+    assert (runner.work_dir / "iter_3.pth").is_file() and (runner.work_dir / "epoch_1.pth").is_file()
+
+
 def test_a_progress_bar_on_a_terminal_is_called_every_iteration(tmp_path, monkeypatch):
     import sys
 

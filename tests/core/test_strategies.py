@@ -91,16 +91,60 @@ def test_ddp_skips_the_all_reduce_on_micro_steps_and_refuses_sync_bn_on_the_cpu(
 
 
 def test_ddp_broadcasts_buffers_before_a_forward_only_when_the_config_asks(one_process_group):
-    """Rank 0's buffers are copied before each evaluation instead (share_buffers); the config's broadcast_buffers still
-    works, under torch 2.14's new name where DDP has it, so torch's deprecation warning never shows."""
+    """Rank 0's buffers are copied at the start and before each evaluation instead (share_buffers); the config's
+    broadcast_buffers=True goes to DDP under torch 2.14's new name where DDP has it, with no deprecation warning."""
     import warnings
 
-    for options, expected in ((dict(), False), (dict(broadcast_buffers=True), True), (dict(broadcast_buffers=False), False)):
+    new_name = "forward_sync_buffers" in strategies.ddp_parameters()
+    for options, forward_sync, policy in ((dict(), False, "evaluation"), (dict(broadcast_buffers=True), True, "every_forward"),
+                                          (dict(forward_sync_buffers=True), True, "every_forward")):
+        if not new_name and "forward_sync_buffers" in options:
+            continue
+        strategy = build_strategy(options, 2, CPU)
         with warnings.catch_warnings():
             warnings.simplefilter("error", FutureWarning)
-            wrapped = build_strategy(options, 2, CPU).wrap(small_model())
-        new_name = "forward_sync_buffers" in strategies.ddp_parameters()
-        assert (wrapped.forward_sync_buffers if new_name else wrapped.broadcast_buffers) is expected, options
+            wrapped = strategy.wrap(small_model())
+        assert (wrapped.forward_sync_buffers if new_name else wrapped.broadcast_buffers) is forward_sync, options
+        assert strategy.buffers == policy
+    kept_per_rank = build_strategy(dict(broadcast_buffers=False), 2, CPU)
+    assert kept_per_rank.options["broadcast_buffers"] is False and kept_per_rank.buffers == "rank_local"  # torch's own meaning
+    with pytest.raises(ConfigError, match=r"broadcast_buffers must be True, False or unset, got 'yes'"):
+        build_strategy(dict(broadcast_buffers="yes"), 2, CPU)
+
+
+def _buffers_on_two_ranks(rank: int, store: str, out: str) -> None:
+    """Each policy of a 2-rank run: a batch norm's running mean after wrapping (ranks started different) and after
+    share_buffers (the ranks had drifted apart again)."""
+    torch_dist.init_process_group("gloo", store=torch_dist.FileStore(store, 2), rank=rank, world_size=2)
+    try:
+        seen = {}
+        for label, options in (("unset", {}), ("true", dict(broadcast_buffers=True)), ("false", dict(broadcast_buffers=False)),
+                               ("fsdp", dict(type="FSDP")), ("fsdp_false", dict(type="FSDP", broadcast_buffers=False))):
+            model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+            model[1].running_mean.fill_(rank + 1.0)
+            strategy = build_strategy(options, 2, CPU, backend="gloo")
+            strategy.wrap(model)
+            at_start = model[1].running_mean.tolist()
+            model[1].running_mean.fill_(rank + 10.0)
+            strategy.share_buffers()
+            seen[label] = (at_start, model[1].running_mean.tolist())
+        torch.save(seen, f"{out}.{rank}")
+    finally:
+        torch_dist.destroy_process_group()
+
+
+def test_every_rank_starts_and_evaluates_from_rank_zeros_buffers_unless_kept_per_rank(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.multiprocessing.spawn(_buffers_on_two_ranks, args=(str(tmp_path / "store"), str(tmp_path / "seen")), nprocs=2)
+    for rank in (0, 1):
+        seen = torch.load(tmp_path / f"seen.{rank}")
+        for label in ("unset", "true", "fsdp"):
+            assert seen[label] == ([1.0, 1.0], [10.0, 10.0]), (rank, label)
+        for label in ("false", "fsdp_false"):
+            assert seen[label] == ([rank + 1.0] * 2, [rank + 10.0] * 2), (rank, label)
 
 
 def test_fsdp_shards_the_named_blocks_then_the_root(one_process_group):

@@ -116,8 +116,8 @@ class CheckpointHook(Hook):
             remove_checkpoint(runner.work_dir / name)
 
     def overrides(self, point: str) -> bool:
-        """Saving by epoch, synchronously: nothing to do after an iteration, so not called there."""
-        if point == "after_train_iter":
+        """Saving by epoch, synchronously: nothing to do after an iteration, so not called there (unless a subclass is)."""
+        if point == "after_train_iter" and type(self).after_train_iter is CheckpointHook.after_train_iter:
             return self.async_save or (not self.by_epoch and self.interval > 0)
         return super().overrides(point)
 

@@ -12,8 +12,9 @@ from trainyard.hooks.hook import HOOK_POINTS, Hook, priority_value
 class HookDispatcher:
     """Holds the runner's hooks and calls them at each point.
 
-    For each point the list of bound methods is computed once, so a point no hook
-    overrides costs one dict lookup and an empty loop.
+    For each point the list of bound methods is computed when a hook is added and again
+    after ``before_train`` (hooks may leave points once they have seen the run), so a
+    point no hook overrides costs one dict lookup.
     """
 
     def __init__(self, hooks: Iterable[Hook] = ()) -> None:

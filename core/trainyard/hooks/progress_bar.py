@@ -51,8 +51,8 @@ class ProgressBarHook(Hook):
         self._next_redraw = time.monotonic() + self.refresh_seconds
 
     def overrides(self, point: str) -> bool:
-        """No bar (a file, a pipe, another rank): not called per iteration at all."""
-        if point == "after_train_iter":
+        """No bar (a file, a pipe, another rank): not called per iteration at all (unless a subclass is)."""
+        if point == "after_train_iter" and type(self).after_train_iter is ProgressBarHook.after_train_iter:
             return self._bar is not None
         return super().overrides(point)
 
