@@ -14,6 +14,7 @@ is reported as such and left out.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import logging
 import time
@@ -166,12 +167,16 @@ def run_trainyard(job: Job, work_dir: Path) -> list[float]:
 # MMEngine -------------------------------------------------------------------------
 
 
-def mmengine_available() -> bool:
+def _importable(module: str) -> bool:
     try:
-        import mmengine.runner  # noqa: F401
+        importlib.import_module(module)
     except ImportError:
         return False
     return True
+
+
+def mmengine_available() -> bool:
+    return _importable("mmengine.runner")
 
 
 def run_mmengine(job: Job, work_dir: Path) -> list[float]:
@@ -239,11 +244,7 @@ def _quiet_mmengine() -> None:
 
 
 def lightning_available() -> bool:
-    try:
-        import lightning.pytorch  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return _importable("lightning.pytorch")
 
 
 def run_lightning(job: Job, work_dir: Path) -> list[float]:
