@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from trainyard.transfer import scalars_to_host
+
 if TYPE_CHECKING:
     from trainyard.tensorboard_events import EventFile
 
@@ -94,12 +96,7 @@ class LogBuffer:
             elif values:
                 means[name] = sum(values) / len(values)
         if tensor_values:
-            flat = [v for values in tensor_values.values() for v in values]
-            with torch.no_grad():
-                try:  # one stack and one transfer for every value: the usual case of scalars on one device
-                    numbers = torch.stack(flat).float().tolist()
-                except RuntimeError:  # shapes or devices differ
-                    numbers = torch.stack([v.detach().float().reshape(()).to(flat[0].device) for v in flat]).tolist()
+            numbers = scalars_to_host([v for values in tensor_values.values() for v in values])
             start = 0
             for name, values in tensor_values.items():
                 means[name] = math.fsum(numbers[start : start + len(values)]) / len(values)

@@ -129,10 +129,11 @@ class _TrainLoop:
 
     def run_iter(self, batch_idx: int, data_batch: Any) -> None:
         runner = self.runner
-        runner.call_hook("before_train_iter", batch_idx=batch_idx, data_batch=data_batch)
+        hooks = runner.dispatcher  # straight to the per-iteration points: they run every iteration
+        hooks.before_train_iter(runner, batch_idx, data_batch)
         outputs = train_step(runner, data_batch)
         self.iter += 1
-        runner.call_hook("after_train_iter", batch_idx=batch_idx, data_batch=data_batch, outputs=outputs)
+        hooks.after_train_iter(runner, batch_idx, data_batch, outputs)
         self._agree_on_stop()
 
     def _batches_from(self, position: int) -> Iterator[Any]:

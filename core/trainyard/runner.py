@@ -415,6 +415,8 @@ class Runner:
             reason = (str(exc).strip().splitlines() or [""])[0][:300]
             log_run_status(self.logger, "failed", self.iter, f"{type(exc).__name__}: {reason}")
             raise
+        finally:
+            self.optim_wrapper.release_graph()
         if getattr(self.train_loop, "interrupted", None):
             stop = TrainingInterrupted(self.train_loop.interrupted, self.iter, checkpoint.last_checkpoint(self.work_dir), self.work_dir)
             log_run_status(self.logger, "interrupted", self.iter, stop.signal_name)

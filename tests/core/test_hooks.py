@@ -132,3 +132,23 @@ def test_time_in_hooks_is_reported_at_the_end(tmp_path):
     runner.train()
     log_text = (runner.run_dir / f"{runner.run_dir.name}.log").read_text()
     assert "training finished: total" in log_text and "s in hooks (" in log_text
+
+
+def test_per_iteration_points_pass_their_arguments_by_keyword(tmp_path):
+    """The train loop's own fast path still calls hooks as ``**kwargs`` hooks expect, with the positions of the run."""
+    seen = []
+
+    class Keywords(Hook):
+        def before_train_iter(self, runner, **kwargs):
+            seen.append(("before", runner.iter, sorted(kwargs), kwargs["batch_idx"]))
+
+        def after_train_iter(self, runner, **kwargs):
+            seen.append(("after", runner.iter, sorted(kwargs), kwargs["outputs"]["loss"].ndim))
+
+    runner = Runner.from_cfg(tiny_cfg(tmp_path, "train_cfg.max_epochs=1", "default_hooks.checkpoint=None"))
+    runner.register_hook(Keywords())
+    runner.train()
+    iterations = len(seen) // 2
+    assert iterations == runner.iter > 1
+    assert seen[:2] == [("before", 0, ["batch_idx", "data_batch"], 0), ("after", 1, ["batch_idx", "data_batch", "outputs"], 0)]
+    assert [batch_idx for point, _, _, batch_idx in seen if point == "before"] == list(range(iterations))

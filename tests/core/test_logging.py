@@ -69,9 +69,66 @@ def test_scalars_pictures_and_images_read_back_from_one_event_file(tmp_path):
     assert len(list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))) == 1
 
 
+def test_event_records_are_byte_for_byte_those_of_tensorboards_record_writer(tmp_path):
+    """The checksums come from google-crc32c; TensorBoard's own (pure-Python) writer must produce the same bytes."""
+    import io
+
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    from trainyard.tensorboard_events import EventFile
+
+    events = EventFile(tmp_path)
+    summary = Summary(value=[Summary.Value(tag="train/loss", simple_value=0.25), Summary.Value(tag="train/lr", simple_value=0.01)])
+    events.add_summary(summary, step=7)
+    events.close()
+    written = next(tmp_path.glob("events.out.tfevents.*")).read_bytes()
+
+    expected = io.BytesIO()
+    reference = RecordWriter(expected)
+    for event in _read_events(written):
+        reference.write(event.SerializeToString())
+    assert written == expected.getvalue()
+    assert [e.step for e in _read_events(written)] == [0, 7] and _read_events(written)[1].summary == summary
+
+
+def _read_events(data: bytes) -> list:
+    from tensorboard.compat.proto.event_pb2 import Event
+
+    events, offset = [], 0
+    while offset < len(data):
+        length = int.from_bytes(data[offset : offset + 8], "little")
+        events.append(Event.FromString(data[offset + 12 : offset + 12 + length]))
+        offset += 12 + length + 4
+    return events
+
+
 def test_log_buffer_means_tensors_and_numbers_since_last_read():
     buffer = LogBuffer()
     for value in (1.0, 2.0, 3.0):
         buffer.update_dict({"loss": torch.tensor(value), "time": value * 10})
     assert buffer.pop_means() == pytest.approx({"loss": 2.0, "time": 20.0})
     assert buffer.pop_means() == {}
+
+
+def test_event_records_are_written_without_google_crc32c_too(tmp_path):
+    """An environment installed before the dependency was added falls back to TensorBoard's own checksum."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.modules['google_crc32c'] = None\n"
+        "from pathlib import Path\n"
+        "from tensorboard.compat.proto.summary_pb2 import Summary\n"
+        "from trainyard.tensorboard_events import EventFile\n"
+        f"events = EventFile(Path({str(tmp_path)!r}))\n"
+        "events.add_summary(Summary(value=[Summary.Value(tag='train/loss', simple_value=0.5)]), step=3)\n"
+        "events.close()\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("train/loss")] == [(3, 0.5)]

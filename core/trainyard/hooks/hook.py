@@ -164,6 +164,7 @@ class Hook:
 
         A hook may narrow this for its instance, to leave the per-iteration points when
         it has nothing to do there (a progress bar with no terminal). The runner asks
-        when the hook is registered and again once every ``before_train`` has run.
+        when the hook is registered and again once every ``before_train`` has run; a
+        hook whose answer changes later calls ``runner.dispatcher.replan()``.
         """
         return getattr(type(self), point) is not getattr(Hook, point)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -10,20 +11,19 @@ from trainyard import dist
 from trainyard.checkpoint import last_good_checkpoint_text
 from trainyard.errors import NonFiniteError
 from trainyard.hooks.hook import Hook
-
+from trainyard.transfer import scalars_to_host
 
 
 class NaNGuardHook(Hook):
     """Watches the loss for NaN and infinity without making the host wait for the device.
 
     Each iteration keeps a reference to its (detached) loss, which costs no device
-    work; the losses kept are checked together, with one reduction on the loss's
-    own device, every ``interval`` iterations, before every
-    checkpoint is written, and when training ends; under DDP every rank reads it at
-    the same moment and a bad loss on any rank stops them all. The stop names the
-    iteration and the last good checkpoint, and exits non-zero: a checkpoint with
-    non-finite state is never written, so keep-last-N can never delete the newest
-    good one.
+    work; the losses kept are read together (from a GPU in one transfer) every
+    ``interval`` iterations, before every checkpoint is written, and when training
+    ends; under DDP every rank reads them at the same moment and a bad loss on any
+    rank stops them all. The stop names the iteration and the last good checkpoint,
+    and exits non-zero: a checkpoint with non-finite state is never written, so
+    keep-last-N can never delete the newest good one.
     """
 
     priority = "HIGH"
@@ -48,13 +48,8 @@ class NaNGuardHook(Hook):
     def _first_bad_iteration(self) -> int:
         """The first iteration whose kept loss was not finite (-1: none); forgets the losses checked."""
         if self._first_bad < 0 and self._losses:
-            try:  # the losses are detached scalars on one device: one stack
-                stacked = torch.stack(self._losses)
-            except RuntimeError:
-                stacked = torch.stack([loss.detach().reshape(()).to(self._losses[0].device) for loss in self._losses])
-            finite = torch.isfinite(stacked)
-            if not bool(finite.all()):
-                self._first_bad = self._iters[int((~finite).nonzero()[0])]
+            numbers = scalars_to_host(self._losses)  # on a device: one transfer for all of them
+            self._first_bad = next((i for i, n in zip(self._iters, numbers) if not math.isfinite(n)), -1)
         self._losses.clear()
         self._iters.clear()
         return self._first_bad
@@ -68,7 +63,7 @@ class NaNGuardHook(Hook):
     def check(self, runner: Any) -> None:
         """Raise :class:`NonFiniteError` if any rank has seen a non-finite loss (a collective call)."""
         local = self._first_bad_iteration()
-        seen = dist.all_gather_objects(local)
+        seen = dist.all_gather_objects(local) if runner.world_size > 1 else [local]
         bad = [(iteration, rank) for rank, iteration in enumerate(seen) if iteration >= 0]
         if not bad:
             return
